@@ -1,0 +1,1 @@
+"""Newsdesk ingest: sources → articles → chunks → store."""

@@ -1,0 +1,451 @@
+"""Read article files (text, Markdown, HTML, JSON, JSON Lines) into Articles with their own metadata."""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import io
+import json
+import os
+import re
+import unicodedata
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dateparser
+import frontmatter
+import trafilatura
+import yaml
+from trafilatura.settings import Document
+
+from ingest.sources import SUPPORTED_SUFFIXES, SourceFile, suffix_of
+from rag.config import Settings
+from rag.documents import Article
+
+TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+HTML_SUFFIXES = (".html", ".htm")
+JSON_LINES_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+# Metadata field names, most specific first; front matter and JSON records share them.
+TITLE_FIELDS = ("title", "headline")
+OUTLET_FIELDS = ("outlet", "source", "site", "site_name", "publisher")
+AUTHOR_FIELDS = ("author", "authors", "byline")
+URL_FIELDS = ("url", "link", "canonical_url")
+PUBLISHED_FIELDS = ("published", "published_at", "publish_date", "date")
+TEXT_FIELDS = ("text", "body", "content", "article")
+ID_FIELDS = ("doc_id", "id")
+
+MB = 1_000_000
+SNIFF_BYTES = 8192  # a NUL byte this early means a binary file
+MAX_HEADLINE_CHARS = 120
+MAX_FOOTER_CHARS = 60
+MAX_DATE_CHARS = 80  # longer "dates" are prose, and dateparser is slow on prose
+MIN_HTML_WORDS = 10  # fewer words of main text: an error page, a cookie wall or broken markup
+# A first line ending so is a sentence or a dateline ("LONDON —"); an ellipsis may end a headline.
+NOT_HEADLINE_ENDINGS = (".", ",", ";", ":", "—", "–", "-")
+BYLINE = re.compile(r"by\s", re.IGNORECASE)
+
+# Short lines a web page puts after an article; dropped from the end of the text, repeatedly.
+FOOTER_PATTERNS = (
+    r"leave a (comment|reply)",
+    r"share (this|the)( article| story| post| page)?",
+    r"share (on|via|to) (facebook|twitter|x|linkedin|whatsapp|reddit|pinterest|e-?mail)",
+    r"sign up (for|to) .*newsletters?",
+    r"subscribe\b.*",
+    r"click here\b.*",
+    r"read more\b.*",
+    r"(view |show )?comments? ?\(\d+\)",
+    r"\d+ comments?",
+    r"related (articles|stories|posts|content|coverage)",
+)
+FOOTER_LINE = re.compile(r"\W*(" + "|".join(FOOTER_PATTERNS) + r")\W*", re.IGNORECASE)
+AD_LINE = re.compile(r"\W*advertisement\W*", re.IGNORECASE)  # dropped anywhere in the text
+BLANK_RUN = re.compile(r"\n{3,}")
+# Only to decode a page's bytes; its metadata is trafilatura's to find.
+HTML_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that gave no article: where it came from and what the user can do about it."""
+
+    source: str
+    reason: str
+
+
+def read_articles(source: SourceFile, *, config: Settings) -> Iterator[Article | Failure]:
+    """Yield the articles of one file, and a Failure for each part that could not be read."""
+    suffix = suffix_of(source.path)
+    if suffix in TEXT_SUFFIXES or suffix in HTML_SUFFIXES:
+        yield _read_single(source, config=config)
+    elif suffix == ".json":
+        yield from _read_json(source, config=config)
+    elif suffix in JSON_LINES_SUFFIXES:
+        yield from _read_json_lines(source, config=config)
+    else:
+        supported = ", ".join(SUPPORTED_SUFFIXES)
+        yield Failure(str(source.path), f"not a supported file type; use one of {supported}")
+
+
+def normalize_text(text: str) -> str:
+    """Normalize Unicode, line ends and blank lines, and drop web-page boilerplate lines."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.rstrip() for line in text.split("\n") if not AD_LINE.fullmatch(line.strip())]
+    while lines and (not lines[-1] or _is_footer(lines[-1])):
+        lines.pop()
+    return BLANK_RUN.sub("\n\n", "\n".join(lines)).strip()
+
+
+def split_headline(text: str) -> tuple[str | None, str]:
+    """Split off a marked headline: a `# Heading` first line, or a short line set apart from the body."""
+    first, _, rest = text.partition("\n")
+    rest = rest.strip()
+    if not rest:
+        return None, text
+    if first.startswith("# "):
+        return first[2:].strip() or None, rest
+    ends_sentence = first.endswith(NOT_HEADLINE_ENDINGS) and not first.endswith(("...", "…"))
+    if len(first) > MAX_HEADLINE_CHARS or ends_sentence or BYLINE.match(first):
+        return None, text
+    set_apart = text.startswith("\n\n", len(first))
+    much_shorter = len(first) * 3 <= len(rest.partition("\n")[0])
+    return (first.strip(), rest) if set_apart or much_shorter else (None, text)
+
+
+def parse_published(value: object) -> datetime | None:
+    """Return the date a metadata value states (timezone kept if given), or None when it states none."""
+    if isinstance(value, datetime):
+        return _fixed_offset(value)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_DATE_CHARS:
+        return None
+    parsed = _parse_exact_date(value.strip()) or _parse_loose_date(value.strip())
+    return _fixed_offset(parsed) if parsed else None
+
+
+def decode_bytes(data: bytes) -> tuple[str, tuple[str, ...]]:
+    """Decode UTF-8 (with or without BOM), else cp1252 then latin-1 with a warning."""
+    try:
+        return data.decode("utf-8-sig"), ()
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), ("not valid UTF-8; decoded as cp1252",)
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), ("not valid UTF-8; decoded as latin-1",)
+
+
+# --- single-article files: text, Markdown, HTML ---------------------------------------------------------
+
+
+def _read_single(source: SourceFile, *, config: Settings) -> Article | Failure:
+    """Read a file holding one article."""
+    data = _read_file(source.path, config=config)
+    if isinstance(data, Failure):
+        return data
+    if suffix_of(source.path) in HTML_SUFFIXES:
+        html, warnings = _decode_html(data)
+        return _html_article(html, source=source, warnings=warnings)
+    text, warnings = decode_bytes(data)
+    return _text_article(text, source=source, warnings=warnings)
+
+
+def _read_file(path: Path, *, config: Settings | None) -> bytes | Failure:
+    """Read a whole file, refusing unreadable, oversized (when config is given), empty and binary files."""
+    try:
+        too_big = _size_problem(path.stat().st_size, "file", config=config) if config else None
+        if too_big:
+            return Failure(str(path), too_big)
+        data = path.read_bytes()
+    except OSError as exc:
+        return Failure(str(path), _os_reason(path, exc))
+    problem = _content_problem(data)
+    return Failure(str(path), problem) if problem else data
+
+
+def _text_article(text: str, *, source: SourceFile, warnings: tuple[str, ...]) -> Article | Failure:
+    """Build an article from plain text or Markdown with optional YAML front matter."""
+    try:
+        post = frontmatter.loads(normalize_text(text))
+    except (yaml.YAMLError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return Failure(str(source.path), f"the front matter is not valid YAML ({reason}); fix or remove it")
+    meta = post.metadata
+    title = _as_text(_pick(meta, TITLE_FIELDS))
+    body = normalize_text(post.content)
+    if title is None:
+        title, body = split_headline(body)
+    if not body:
+        return Failure(str(source.path), "the file has no article text")
+    url = _as_text(_pick(meta, URL_FIELDS))
+    return Article(
+        article_id=url or source.relative_id,
+        text=body,
+        source=str(source.path),
+        title=title,
+        outlet=_as_text(_pick(meta, OUTLET_FIELDS)),
+        author=_as_text(_pick(meta, AUTHOR_FIELDS)),
+        url=url,
+        published_at=parse_published(_pick(meta, PUBLISHED_FIELDS)),
+        warnings=warnings,
+    )
+
+
+def _decode_html(data: bytes) -> tuple[str, tuple[str, ...]]:
+    """Decode a web page as UTF-8, else in the charset it declares, else as decode_bytes does."""
+    try:
+        return data.decode("utf-8-sig"), ()
+    except UnicodeDecodeError:
+        declared = HTML_CHARSET.search(data[:SNIFF_BYTES])
+    try:
+        return (data.decode(declared.group(1).decode("ascii")), ()) if declared else decode_bytes(data)
+    except (LookupError, UnicodeDecodeError):
+        return decode_bytes(data)
+
+
+def _html_article(html: str, *, source: SourceFile, warnings: tuple[str, ...]) -> Article | Failure:
+    """Build an article from a web page's main text and metadata, as trafilatura finds them."""
+    page = _extract_page(html)
+    if isinstance(page, str):
+        return Failure(str(source.path), page)
+    text = normalize_text(page.text or "")
+    if len(text.split()) < MIN_HTML_WORDS:
+        return Failure(str(source.path), "no article text found in the HTML")
+    title = _as_text(page.title)
+    first, _, rest = text.partition("\n")
+    url = _as_text(page.url)
+    return Article(
+        article_id=url or source.relative_id,
+        text=rest.strip() if title and first == title and rest.strip() else text,
+        source=str(source.path),
+        title=title,
+        outlet=_as_text(page.sitename) or _outlet_from_url(url),
+        author=_as_text((page.author or "").replace("; ", ", ")),
+        url=url,
+        published_at=parse_published(page.date),
+        warnings=warnings,
+    )
+
+
+def _extract_page(html: str) -> Document | str:
+    """Run trafilatura on a page; return its result, or the reason it gave none."""
+    # Only the page's markup (meta, JSON-LD, <time>, URL) dates it, not dates in the text; a date in the
+    # URL is the fallback, since <meta> also has the time.
+    date_params = {
+        "original_date": True,
+        "extensive_search": False,
+        "deferred_url_extractor": True,
+        "outputformat": "%Y-%m-%dT%H:%M:%S%z",
+    }
+    try:
+        page = trafilatura.bare_extraction(
+            html, with_metadata=True, include_comments=False, date_extraction_params=date_params
+        )
+    except Exception as exc:  # a parser on untrusted input: report the page, keep the run going
+        return f"could not parse the HTML ({exc})"
+    return page if isinstance(page, Document) else "no article text found in the HTML"
+
+
+# --- collections: JSON and JSON Lines --------------------------------------------------------------------
+
+
+def _read_json(source: SourceFile, *, config: Settings) -> Iterator[Article | Failure]:
+    """Yield the articles of a JSON object, a list of objects, or {"articles": [...]}."""
+    path = source.path
+    data = _read_file(path, config=None)  # the size limit applies to each record
+    if isinstance(data, Failure):
+        yield data
+        return
+    text, warnings = decode_bytes(data)
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield Failure(str(path), f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})")
+        return
+    if isinstance(parsed, dict) and not isinstance(parsed.get("articles"), list):
+        where, fallback_id = str(path), source.relative_id
+        yield _json_record(parsed, source=where, fallback_id=fallback_id, config=config, warnings=warnings)
+        return
+    records = parsed["articles"] if isinstance(parsed, dict) else parsed
+    if not isinstance(records, list):
+        yield Failure(str(path), 'expected a JSON object, a list of objects, or {"articles": [...]}')
+        return
+    for number, record in enumerate(records, start=1):
+        where, fallback_id = f"{path}#{number}", f"{source.relative_id}#{number}"
+        yield _json_record(record, source=where, fallback_id=fallback_id, config=config, warnings=warnings)
+
+
+def _json_record(
+    record: object, *, source: str, fallback_id: str, config: Settings, warnings: tuple[str, ...]
+) -> Article | Failure:
+    """Build the article of one record of a JSON file, refusing an oversized record."""
+    size = len(json.dumps(record, ensure_ascii=False).encode("utf-8"))
+    too_big = _size_problem(size, "record", config=config)
+    if too_big:
+        return Failure(source, too_big)
+    return _record_article(record, source=source, fallback_id=fallback_id, warnings=warnings)
+
+
+def _read_json_lines(source: SourceFile, *, config: Settings) -> Iterator[Article | Failure]:
+    """Yield the articles of a JSON Lines file (gzipped or not), one record per line, streamed."""
+    path = source.path
+    try:
+        with _open_binary(path) as stream:
+            problem = _content_problem(stream.read(SNIFF_BYTES))
+            if problem:
+                yield Failure(str(path), problem)
+                return
+            stream.seek(0)
+            for number, line in enumerate(stream, start=1):
+                if line.strip():
+                    yield _line_article(line, number, source=source, config=config)
+    except (OSError, EOFError, zlib.error) as exc:
+        yield Failure(str(path), _stream_reason(path, exc))
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    """Open a file for reading bytes, decompressing `.gz`."""
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def _line_article(line: bytes, number: int, *, source: SourceFile, config: Settings) -> Article | Failure:
+    """Build the article of one JSON Lines record."""
+    where = f"{source.path}#{number}"
+    too_big = _size_problem(len(line), "record", config=config)
+    if too_big:
+        return Failure(where, too_big)
+    text, warnings = decode_bytes(line)
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Failure(where, f"line {number} is not valid JSON ({exc.msg}, column {exc.colno})")
+    fallback_id = f"{source.relative_id}#{number}"
+    return _record_article(record, source=where, fallback_id=fallback_id, warnings=warnings)
+
+
+def _record_article(
+    record: object, *, source: str, fallback_id: str, warnings: tuple[str, ...]
+) -> Article | Failure:
+    """Build an article from one JSON record, or say why it is not one."""
+    if not isinstance(record, dict):
+        return Failure(source, f"the record is a JSON {type(record).__name__}, not an object")
+    text = _pick(record, TEXT_FIELDS)
+    body = normalize_text(text) if isinstance(text, str) else ""
+    if not body:
+        return Failure(source, f"record has no text (looked for {', '.join(TEXT_FIELDS)})")
+    url = _as_text(_pick(record, URL_FIELDS))
+    return Article(
+        article_id=_as_text(_pick(record, ID_FIELDS)) or url or fallback_id,
+        text=body,
+        source=source,
+        title=_as_text(_pick(record, TITLE_FIELDS)),
+        outlet=_as_text(_pick(record, OUTLET_FIELDS)) or _outlet_from_url(url),
+        author=_as_text(_pick(record, AUTHOR_FIELDS)),
+        url=url,
+        published_at=parse_published(_pick(record, PUBLISHED_FIELDS)),
+        warnings=warnings,
+    )
+
+
+# --- small helpers ---------------------------------------------------------------------------------------
+
+
+def _is_footer(line: str) -> bool:
+    """Tell whether a line is a short web-page footer such as "Leave a comment"."""
+    line = line.strip()
+    return len(line) <= MAX_FOOTER_CHARS and FOOTER_LINE.fullmatch(line) is not None
+
+
+def _pick(mapping: Mapping[str, object], names: tuple[str, ...]) -> object:
+    """Return the value of the first of `names` that is present and not empty."""
+    return next((mapping[name] for name in names if mapping.get(name) not in (None, "", [], {})), None)
+
+
+def _as_text(value: object) -> str | None:
+    """Turn a metadata value (string, number, {"name": ...}, list of these) into one tidy line."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", " ".join(value.split())) or None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Mapping):
+        return _as_text(value.get("name"))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(part for part in map(_as_text, value) if part) or None
+    return None
+
+
+def _outlet_from_url(url: str | None) -> str | None:
+    """Return the host name a reader sees in a URL, without `www.`."""
+    try:
+        host = urlsplit(url).hostname if url else None
+    except ValueError:
+        return None
+    return host.removeprefix("www.") if host else None
+
+
+def _parse_exact_date(text: str) -> datetime | None:
+    """Parse an ISO 8601, `2022/01/07` or RFC 2822 date."""
+    slashed = lambda t: datetime.strptime(t, "%Y/%m/%d")  # the RealTimeQA corpus's `2022/01/07`
+    for parse in (datetime.fromisoformat, slashed, email.utils.parsedate_to_datetime):
+        try:
+            return parse(text)
+        except (ValueError, TypeError, IndexError, OverflowError):
+            continue
+    return None
+
+
+def _parse_loose_date(text: str) -> datetime | None:
+    """Parse any other absolute date with a month and a year; relative ones ("yesterday") are not dates."""
+    settings = {
+        "PREFER_DAY_OF_MONTH": "first",
+        "REQUIRE_PARTS": ["month", "year"],
+        "PARSERS": ["custom-formats", "absolute-time"],
+    }
+    try:
+        return dateparser.parse(text, languages=["en"], settings=settings)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _fixed_offset(value: datetime) -> datetime:
+    """Replace a datetime's timezone object by its plain UTC offset, so it prints as ISO 8601."""
+    offset = value.utcoffset()
+    return value if offset is None else value.replace(tzinfo=timezone(offset))
+
+
+def _size_problem(size: int, what: str, *, config: Settings) -> str | None:
+    """Say why a file or record is over the size limit, or None when it is not."""
+    if size <= config.max_file_mb * MB:
+        return None
+    megabytes = size / MB
+    shown = f"{megabytes:.1f}" if megabytes >= 0.1 else f"{megabytes:.2g}"
+    return f"the {what} is {shown} MB, over the {config.max_file_mb:g} MB limit (NEWSDESK_MAX_FILE_MB)"
+
+
+def _content_problem(data: bytes) -> str | None:
+    """Say why the start of a file holds no text (empty, or binary), or None when it may."""
+    if not data.strip():
+        return "the file is empty"
+    if b"\0" in data[:SNIFF_BYTES]:
+        return "the file looks binary (NUL bytes near the start); save articles as UTF-8 text"
+    return None
+
+
+def _os_reason(path: Path, exc: OSError) -> str:
+    """Explain why a file could not be read, naming a broken symlink as such."""
+    reason = f"cannot read the file ({exc.strerror or exc})"
+    if path.is_symlink() and not path.exists():
+        reason += f"; it is a symbolic link to {os.readlink(path)}, which does not exist"
+    return reason
+
+
+def _stream_reason(path: Path, exc: Exception) -> str:
+    """Explain why a JSON Lines file stopped, saying whether it is the gzip data that is broken."""
+    if isinstance(exc, OSError) and not isinstance(exc, gzip.BadGzipFile):
+        return _os_reason(path, exc)
+    return f"the gzip data is corrupt ({exc}); records before the damage were read"

@@ -1,0 +1,162 @@
+"""Run ingest: read sources, plan the change, embed what is new or changed, write it, summarise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+
+from ingest.articles import Failure, read_articles
+from ingest.chunks import make_splitter, split_article
+from ingest.plan import Plan, plan_run
+from ingest.sources import SourceFile, discover_files
+from rag.config import Settings
+from rag.documents import Article, Chunk
+from rag.store import ArticleWrite, Store, hold_lock
+
+# Passages embedded and written together: enough to sort by length, few enough that progress shows.
+GROUP_PASSAGES = 128
+
+Progress = Callable[[int, int], None]  # (passages done, passages in all)
+
+
+@dataclass
+class Summary:
+    """What a run did, for the user."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    duplicate: int = 0
+    removed: int = 0
+    recovered: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    chunks_written: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    @property
+    def passages_per_second(self) -> float:
+        return self.chunks_written / self.seconds if self.seconds else 0.0
+
+    def render(self) -> str:
+        """Return the summary as the lines printed at the end of a run."""
+        verb = "would be" if self.dry_run else ""
+        lines = [
+            f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
+            f"{self.duplicate} duplicate, {self.removed} removed, {len(self.failures)} failed articles"
+            + (f" ({verb} applied: dry run, nothing written)" if self.dry_run else ""),
+            f"{self.chunks_written} passages {'to write' if self.dry_run else 'written'} in "
+            f"{self.seconds:.1f} s ({self.passages_per_second:.1f} passages/s)",
+        ]
+        if self.recovered:
+            lines.append(f"{self.recovered} articles left half-written by an interrupted run were redone")
+        lines += [f"warning: {warning}" for warning in self.warnings]
+        lines += [f"failed: {failure.source}: {failure.reason}" for failure in self.failures]
+        return "\n".join(lines)
+
+
+def ingest_paths(
+    paths: Sequence[Path],
+    *,
+    config: Settings,
+    store: Store,
+    embedder: Callable[[], BaseEmbedding],
+    prune: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> Summary:
+    """Bring the store in step with the articles under `paths`; only new or changed articles are embedded.
+
+    `embedder` is called only when something needs embedding, so an unchanged corpus never loads the model.
+    """
+    started = time.perf_counter()
+    with hold_lock(config.data_dir / ".ingest.lock", what="Another ingest is running on this data folder"):
+        roots = [path.resolve() if path.is_dir() else path.absolute() for path in paths]
+        sources = discover_files(roots)
+        recovered = [] if dry_run else store.recover()
+        plan = plan_run(_read_all(sources, config), store.articles(), roots=roots, prune=prune)
+        splitter = make_splitter(config)
+        pieces = {a.article_id: split_article(a, splitter) for a in plan.to_embed}
+        summary = _summarise(plan, pieces, recovered, dry_run=dry_run)
+        if not dry_run:
+            store.remove(plan.remove)
+            _embed_and_write(plan, pieces, store=store, embedder=embedder, progress=progress)
+            store.record_duplicates(plan.duplicates)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _read_all(sources: Sequence[SourceFile], config: Settings) -> Iterator[Article | Failure]:
+    for source in sources:
+        yield from read_articles(source, config=config)
+
+
+def _summarise(plan: Plan, pieces: dict[str, list[Chunk]], recovered: list[str], *, dry_run: bool) -> Summary:
+    read = plan.new + plan.changed + plan.unchanged + [a for a, _ in plan.duplicates]
+    return Summary(
+        new=len(plan.new),
+        changed=len(plan.changed),
+        unchanged=len(plan.unchanged),
+        duplicate=len(plan.duplicates),
+        removed=len(plan.remove),
+        recovered=len(recovered),
+        failures=list(plan.failures),
+        warnings=[f"{a.source}: {w}" for a in read for w in a.warnings],
+        chunks_written=sum(len(chunks) for chunks in pieces.values()),
+        dry_run=dry_run,
+    )
+
+
+def _embed_and_write(
+    plan: Plan,
+    pieces: dict[str, list[Chunk]],
+    *,
+    store: Store,
+    embedder: Callable[[], BaseEmbedding],
+    progress: Progress | None,
+) -> None:
+    total = sum(len(chunks) for chunks in pieces.values())
+    if not total and not plan.to_embed:
+        return
+    model = embedder()
+    changed = {a.article_id for a in plan.changed}
+    done = 0
+    bar = _progress_bar(total)
+    for group in _groups(plan.to_embed, pieces):
+        texts = [chunk.text for article in group for chunk in pieces[article.article_id]]
+        vectors = model.get_text_embedding_batch(texts) if texts else []
+        writes, offset = [], 0
+        for article in group:
+            chunks = pieces[article.article_id]
+            writes.append(ArticleWrite(article, chunks, vectors[offset : offset + len(chunks)]))
+            offset += len(chunks)
+        store.write(writes, replacing=changed)
+        done += len(texts)
+        bar.update(len(texts))
+        if progress:
+            progress(done, total)
+    bar.close()
+
+
+def _groups(articles: list[Article], pieces: dict[str, list[Chunk]]) -> Iterator[list[Article]]:
+    group: list[Article] = []
+    size = 0
+    for article in articles:
+        group.append(article)
+        size += len(pieces[article.article_id])
+        if size >= GROUP_PASSAGES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _progress_bar(total: int):  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="passage", desc="Embedding", disable=None, leave=False)

@@ -1,0 +1,1 @@
+"""Newsdesk question answering: settings, the store, retrieval and answers."""

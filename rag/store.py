@@ -1,0 +1,413 @@
+"""The store: Chroma vectors, an SQLite FTS5 keyword index and the article catalog, kept in step.
+
+This is the only module that imports chromadb. The catalog (SQLite) is the record of what is stored:
+an article counts as stored once its catalog row is committed. Chroma and SQLite cannot share a
+transaction, so every write is journalled: article ids are marked pending before their vectors are
+written and unmarked in the transaction that commits their catalog rows. A run that was killed leaves
+pending ids behind, and `recover()` removes whatever those articles left, so the next run writes them
+again from scratch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import chromadb
+from chromadb.config import Settings as ChromaSettings
+
+from rag.config import Settings
+from rag.documents import Article, Chunk
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    article_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    title TEXT, outlet TEXT, author TEXT, url TEXT, published_at TEXT,
+    chunk_count INTEGER NOT NULL,
+    duplicate_of TEXT,
+    ingested_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
+CREATE TABLE IF NOT EXISTS passages (
+    rowid INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
+    article_id TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(
+    text, content='passages', content_rowid='rowid', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS passages_ai AFTER INSERT ON passages BEGIN
+    INSERT INTO passages_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS passages_ad AFTER DELETE ON passages BEGIN
+    INSERT INTO passages_fts(passages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY);
+"""
+
+
+class StoreError(RuntimeError):
+    """A store problem the user can act on; the message says what to do."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the data folder."""
+
+
+class EmbeddingModelMismatch(StoreError):
+    """The store was built with another embedding model."""
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """A catalog row: what is stored for one article."""
+
+    article_id: str
+    source: str
+    content_hash: str
+    text_hash: str
+    title: str | None
+    outlet: str | None
+    author: str | None
+    url: str | None
+    published_at: str | None
+    chunk_count: int
+    duplicate_of: str | None
+    ingested_at: str
+
+
+@dataclass(frozen=True)
+class PassageHit:
+    """A passage found by a search, with the metadata answers cite."""
+
+    chunk_id: str
+    text: str
+    score: float
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ArticleWrite:
+    """One article to store, with its passages and their vectors."""
+
+    article: Article
+    chunks: Sequence[Chunk]
+    vectors: Sequence[Sequence[float]]
+
+
+def chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
+    """Return the metadata stored with a passage: all that answers and filters need, None left out."""
+    published = article.published_at
+    metadata: dict[str, Any] = {
+        "article_id": article.article_id,
+        "chunk_index": chunk.index,
+        "start": chunk.start,
+        "end": chunk.end,
+        "content_hash": article.content_hash,
+        "title": article.title,
+        "outlet": article.outlet,
+        "author": article.author,
+        "url": article.url,
+        "published_at": article.published_iso,
+        "published_ts": _timestamp(published) if published else None,
+    }
+    return {key: value for key, value in metadata.items() if value is not None}
+
+
+def _timestamp(moment: datetime) -> float:
+    """Seconds since the epoch; dates without a zone are taken as UTC."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+@contextmanager
+def hold_lock(path: Path, *, what: str) -> Iterator[None]:
+    """Hold an exclusive lock file for the duration, refusing at once if another process has it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")  # noqa: SIM115 (held open for as long as the lock)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise StoreLockedError(f"{what} (held by process {holder}, lock file {path}).") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+class Store:
+    """Chroma vectors, FTS5 keyword index and article catalog for one data folder."""
+
+    def __init__(self, config: Settings, *, model_name: str, dimension: int, rebuild: bool = False) -> None:
+        self.config = config
+        self.model_name = model_name
+        self.dimension = dimension
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._locks: list[Any] = []
+        self._client = self._connect_chroma()
+        self.db = sqlite3.connect(config.data_dir / "newsdesk.sqlite", timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        if rebuild:
+            self._drop_everything()
+        self.db.executescript(_SCHEMA)
+        self._check_model()
+        self.collection = self._client.get_or_create_collection(
+            config.collection,
+            metadata={"embedding_model": model_name, "embedding_dimension": dimension},
+            configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None,
+        )
+        self._check_collection_model()
+
+    # Opening and closing
+
+    def _connect_chroma(self) -> Any:
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        if self.config.uses_chroma_server:
+            return chromadb.HttpClient(
+                host=self.config.chroma_host or "127.0.0.1",
+                port=self.config.chroma_port or 8000,
+                settings=chroma_settings,
+            )
+        lock = hold_lock(
+            self.config.data_dir / ".chroma.lock",
+            what=(
+                f"Another Newsdesk process is using the embedded store in {self.config.data_dir}. "
+                "Stop it, or start a Chroma server (`chroma run --path DIR`) and set CHROMA_HOST and "
+                "CHROMA_PORT so several processes can share the store"
+            ),
+        )
+        lock.__enter__()
+        self._locks.append(lock)
+        return chromadb.PersistentClient(path=str(self.config.data_dir / "chroma"), settings=chroma_settings)
+
+    def close(self) -> None:
+        """Release the database and the folder lock."""
+        self.db.close()
+        for lock in self._locks:
+            lock.__exit__(None, None, None)
+        self._locks.clear()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _drop_everything(self) -> None:
+        for table in ("passages_fts", "passages", "articles", "pending", "meta"):
+            self.db.execute(f"DROP TABLE IF EXISTS {table}")
+        try:
+            self._client.delete_collection(self.config.collection)
+        except Exception as error:  # chromadb raises NotFoundError or ValueError by version
+            if "does not exist" not in str(error) and "not found" not in str(error).lower():
+                raise
+
+    def _check_model(self) -> None:
+        stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        if not stored:
+            self.db.execute(
+                "INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dimension', ?)",
+                (self.model_name, str(self.dimension)),
+            )
+            return
+        self._refuse_mismatch(stored.get("embedding_model"), stored.get("embedding_dimension"))
+
+    def _check_collection_model(self) -> None:
+        metadata = self.collection.metadata or {}
+        self._refuse_mismatch(metadata.get("embedding_model"), metadata.get("embedding_dimension"))
+
+    def _refuse_mismatch(self, model: object, dimension: object) -> None:
+        if model is None or (model == self.model_name and str(dimension) == str(self.dimension)):
+            return
+        raise EmbeddingModelMismatch(
+            f"The store in {self.config.data_dir} was built with the embedding model {model} "
+            f"({dimension} dimensions), but Newsdesk is set to {self.model_name} ({self.dimension}). "
+            "Mixing them would give wrong results. Rebuild the store with `python -m ingest --rebuild`, "
+            "or set NEWSDESK_EMBEDDING_BACKEND back to the model it was built with."
+        )
+
+    # The catalog
+
+    def articles(self) -> dict[str, StoredArticle]:
+        """Return every catalog row by article id."""
+        rows = self.db.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles").fetchall()
+        return {row[0]: StoredArticle(*row) for row in rows}
+
+    def count_passages(self) -> int:
+        """Return how many passages the vector store holds."""
+        return self.collection.count()
+
+    # Writing, journalled
+
+    def recover(self) -> list[str]:
+        """Remove what an interrupted run left of the articles it was writing; return their ids."""
+        pending = [row[0] for row in self.db.execute("SELECT article_id FROM pending")]
+        if pending:
+            self.remove(pending)
+        return pending
+
+    def write(self, writes: Sequence[ArticleWrite], *, replacing: Iterable[str] = ()) -> None:
+        """Store articles with their passages; `replacing` names those whose older version is stored."""
+        if not writes:
+            return
+        ids = [w.article.article_id for w in writes]
+        self._mark_pending(ids)
+        chunk_ids, vectors, documents, metadatas = [], [], [], []
+        for item in writes:
+            for chunk, vector in zip(item.chunks, item.vectors, strict=True):
+                chunk_ids.append(chunk.chunk_id)
+                vectors.append(vector)
+                documents.append(chunk.text)
+                metadatas.append(chunk_metadata(item.article, chunk))
+        for start in range(0, len(chunk_ids), _UPSERT_BATCH):
+            end = start + _UPSERT_BATCH
+            self.collection.upsert(
+                ids=chunk_ids[start:end],
+                embeddings=vectors[start:end],
+                documents=documents[start:end],
+                metadatas=metadatas[start:end],
+            )
+        counts = {w.article.article_id: len(w.chunks) for w in writes}
+        for article_id in set(replacing) & counts.keys():
+            # A shorter new version must not leave the old version's tail behind.
+            self.collection.delete(
+                where={"$and": [{"article_id": article_id}, {"chunk_index": {"$gte": counts[article_id]}}]}
+            )
+        with self._transaction():
+            for item in writes:
+                self._delete_rows(item.article.article_id)
+                self._insert_article(item.article, len(item.chunks), duplicate_of=None)
+                self.db.executemany(
+                    "INSERT INTO passages (chunk_id, article_id, chunk_index, text) VALUES (?, ?, ?, ?)",
+                    [(c.chunk_id, c.article_id, c.index, c.text) for c in item.chunks],
+                )
+            self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
+
+    def record_duplicates(self, duplicates: Sequence[tuple[Article, str]]) -> None:
+        """Record articles whose text is already stored under another id; nothing is embedded."""
+        ids = [article.article_id for article, _ in duplicates]
+        self._mark_pending(ids)
+        self._delete_vectors(ids)
+        with self._transaction():
+            for article, original in duplicates:
+                self._delete_rows(article.article_id)
+                self._insert_article(article, 0, duplicate_of=original)
+            self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
+
+    def remove(self, article_ids: Sequence[str]) -> None:
+        """Remove articles: their vectors, keyword rows and catalog rows."""
+        if not article_ids:
+            return
+        self._mark_pending(article_ids)
+        self._delete_vectors(article_ids)
+        with self._transaction():
+            for article_id in article_ids:
+                self._delete_rows(article_id)
+            self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in article_ids])
+
+    def _delete_vectors(self, article_ids: Sequence[str]) -> None:
+        for start in range(0, len(article_ids), _UPSERT_BATCH):
+            batch = list(article_ids[start : start + _UPSERT_BATCH])
+            self.collection.delete(where={"article_id": {"$in": batch}})
+
+    def _mark_pending(self, article_ids: Sequence[str]) -> None:
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO pending (article_id) VALUES (?)", [(i,) for i in article_ids]
+            )
+
+    def _delete_rows(self, article_id: str) -> None:
+        self.db.execute("DELETE FROM passages WHERE article_id = ?", (article_id,))
+        self.db.execute("DELETE FROM articles WHERE article_id = ?", (article_id,))
+
+    def _insert_article(self, article: Article, chunk_count: int, *, duplicate_of: str | None) -> None:
+        self.db.execute(
+            f"INSERT INTO articles ({_ARTICLE_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            (
+                article.article_id,
+                article.source,
+                article.content_hash,
+                article.text_hash,
+                article.title,
+                article.outlet,
+                article.author,
+                article.url,
+                article.published_iso,
+                chunk_count,
+                duplicate_of,
+                datetime.now(UTC).isoformat(timespec="seconds"),
+            ),
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # Searching
+
+    def vector_search(
+        self, vector: Sequence[float], *, k: int, where: dict[str, Any] | None = None
+    ) -> list[PassageHit]:
+        """Return the k passages nearest to a query vector, best first."""
+        if self.collection.count() == 0:
+            return []
+        result = self.collection.query(
+            query_embeddings=[list(vector)],
+            n_results=k,
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            PassageHit(chunk_id, text or "", 1.0 - float(distance), dict(metadata or {}))
+            for chunk_id, text, metadata, distance in zip(
+                result["ids"][0],
+                (result["documents"] or [[]])[0],
+                (result["metadatas"] or [[]])[0],
+                (result["distances"] or [[]])[0],
+                strict=True,
+            )
+        ]
+
+
+_UPSERT_BATCH = 1000  # well under Chroma's max batch size
+_ARTICLE_COLUMNS = (
+    "article_id, source, content_hash, text_hash, title, outlet, author, url, published_at, "
+    "chunk_count, duplicate_of, ingested_at"
+)
+
+
+def open_store(config: Settings, *, rebuild: bool = False) -> Store:
+    """Open the store for the configured embedding model (`rebuild` empties it first)."""
+    from rag.embeddings import embedding_identity
+
+    name, dimension = embedding_identity(config)
+    return Store(config, model_name=name, dimension=dimension, rebuild=rebuild)

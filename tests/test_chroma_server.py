@@ -1,0 +1,113 @@
+"""Ingest and a reader in two processes through a real `chroma run` server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SEEDS, write_articles
+
+pytestmark = pytest.mark.slow
+
+READER = """
+import json, sys, time
+from rag.config import load_settings
+from rag.embeddings import MiniLMEmbedding
+from rag.store import open_store
+
+model = MiniLMEmbedding()
+query = model.get_query_embedding("town council vote on the bridge budget")
+seen, queries, deadline = set(), 0, time.monotonic() + 240
+with open_store(load_settings()) as store:
+    while time.monotonic() < deadline:
+        hits = store.vector_search(query, k=50)
+        queries += 1
+        seen |= {hit.metadata["article_id"] for hit in hits}
+        if len(seen) >= int(sys.argv[1]):
+            break
+        time.sleep(0.2)
+print(json.dumps({"seen": sorted(seen), "queries": queries}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Start `chroma run` on a free loopback port; yield the environment that points Newsdesk at it."""
+    port = free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    process = subprocess.Popen(
+        [
+            str(chroma),
+            "run",
+            "--path",
+            str(tmp_path / "chroma-server"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("chroma run did not start") from None
+                time.sleep(0.3)
+        yield {
+            "CHROMA_HOST": "127.0.0.1",
+            "CHROMA_PORT": str(port),
+            "NEWSDESK_DATA_DIR": str(tmp_path / "data"),
+        }
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_ingest_and_reader_share_a_chroma_server(chroma_server: dict[str, str], tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **chroma_server}
+    first = subprocess.run(
+        [sys.executable, "-m", "ingest", str(SEEDS)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert first.returncode == 0, first.stderr
+
+    folder = tmp_path / "news"
+    write_articles(folder, 12, paragraphs=3)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, "13"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    writer = subprocess.run(
+        [sys.executable, "-m", "ingest", str(folder)], env=env, capture_output=True, text=True, timeout=300
+    )
+    out, err = reader.communicate(timeout=300)
+
+    assert writer.returncode == 0, writer.stderr
+    assert "12 new" in writer.stdout
+    assert reader.returncode == 0, err
+    result = json.loads(out)
+    assert set(result["seen"]) >= {f"news/story-{n:03d}.md" for n in range(12)}
+    assert result["queries"] > 1, "the reader should have been querying while ingest wrote"

@@ -1,0 +1,197 @@
+"""Ingest end to end: incremental runs, edits, pruning, duplicates and bad input, on a real store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SEEDS, keyword_hits, run_cli, snapshot, write_articles
+from rag.config import Settings
+from rag.store import EmbeddingModelMismatch, Store, StoreLockedError, open_store
+
+SEED_ID = "seeds/000_c957ac075bc0a49a.txt"
+
+
+def test_seed_is_stored_once_and_a_rerun_embeds_nothing(ingest, config, embedder) -> None:
+    first = ingest(SEEDS)
+    assert (first.new, first.changed, first.failures) == (1, 0, [])
+    assert first.chunks_written >= 1
+
+    calls_before = embedder.calls
+    loads: list[int] = []
+
+    with open_store(config) as store:
+        from ingest.pipeline import ingest_paths
+
+        again = ingest_paths(
+            [SEEDS], config=config, store=store, embedder=lambda: loads.append(1) or embedder
+        )
+    assert (again.new, again.changed, again.unchanged, again.chunks_written) == (0, 0, 1, 0)
+    assert embedder.calls == calls_before, "an unchanged article was embedded again"
+    assert loads == [], "the embedding model was loaded although nothing changed"
+
+    state = snapshot(config)
+    assert list(state.catalog) == [SEED_ID]
+    assert state.vectors == state.passages and len(state.vectors) == first.chunks_written
+    assert keyword_hits(config, "Kazakhstan") != []
+
+
+def test_cli_on_seeds_then_rerun_reports_nothing_new(tmp_path: Path) -> None:
+    env = {"NEWSDESK_DATA_DIR": str(tmp_path / "data")}
+    first = run_cli(str(SEEDS), env=env)
+    assert first.returncode == 0, first.stderr
+    assert "1 new, 0 changed" in first.stdout
+    assert "now holds 1 articles" in first.stdout
+
+    second = run_cli(str(SEEDS), env=env)
+    assert second.returncode == 0, second.stderr
+    assert "0 new, 0 changed, 1 unchanged" in second.stdout
+    assert "0 passages written" in second.stdout
+
+
+def test_shorter_edit_leaves_no_tail_passages(ingest, config, tmp_path) -> None:
+    folder = tmp_path / "news"
+    (path,) = write_articles(folder, 1, paragraphs=20)
+    ingest(folder)
+    long_state = snapshot(config)
+    article_id = next(iter(long_state.catalog))
+    assert len(long_state.vectors_of(article_id)) >= 3
+
+    path.write_text("---\ntitle: Town 0 votes\n---\nThe council postponed the vote on the bridge.\n")
+    summary = ingest(folder)
+    assert (summary.new, summary.changed) == (0, 1)
+    state = snapshot(config)
+    assert state.vectors_of(article_id) == [f"{article_id}::0"]
+    assert state.passages == state.vectors
+    assert keyword_hits(config, "postponed") == [f"{article_id}::0"]
+    assert keyword_hits(config, "million") == []
+
+
+def test_prune_removes_a_deleted_article_everywhere(ingest, config, tmp_path) -> None:
+    folder = tmp_path / "news"
+    kept, gone = write_articles(folder, 2)
+    ingest(folder)
+    gone.unlink()
+
+    without_prune = ingest(folder)
+    assert without_prune.removed == 0
+    assert len(snapshot(config).catalog) == 2, "articles must only be removed when asked"
+
+    summary = ingest(folder, prune=True)
+    assert summary.removed == 1
+    state = snapshot(config)
+    assert list(state.catalog) == ["news/story-000.md"]
+    assert all(v.startswith("news/story-000.md::") for v in state.vectors)
+    assert state.passages == state.vectors
+    assert keyword_hits(config, '"town 1"') == []
+
+
+def test_prune_keeps_articles_of_other_folders_and_of_failed_files(ingest, config, tmp_path) -> None:
+    write_articles(tmp_path / "a", 1)
+    write_articles(tmp_path / "b", 1)
+    ingest(tmp_path / "a")
+    ingest(tmp_path / "b")
+    (tmp_path / "b" / "story-000.md").write_bytes(b"")  # now broken: its stored version stays
+
+    summary = ingest(tmp_path / "b", prune=True)
+    assert summary.removed == 0 and len(summary.failures) == 1
+    assert set(snapshot(config).catalog) == {"a/story-000.md", "b/story-000.md"}
+
+
+def test_identical_text_is_recorded_as_duplicate_not_embedded_twice(
+    ingest, config, embedder, tmp_path
+) -> None:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    text = (SEEDS / "000_c957ac075bc0a49a.txt").read_text()
+    (folder / "a.txt").write_text(text)
+    (folder / "b.txt").write_text(text)
+    before = embedder.calls
+    summary = ingest(folder)
+    assert (summary.new, summary.duplicate) == (1, 1)
+    state = snapshot(config)
+    assert state.catalog["news/b.txt"][2] == "news/a.txt"
+    assert state.vectors_of("news/b.txt") == []
+    assert embedder.calls - before == len(state.vectors_of("news/a.txt"))
+
+    # When the original goes, the duplicate takes its place.
+    (folder / "a.txt").unlink()
+    summary = ingest(folder, prune=True)
+    assert summary.removed == 1
+    state = snapshot(config)
+    assert state.catalog["news/b.txt"][2] is None
+    assert state.vectors_of("news/b.txt")
+
+
+def test_same_id_twice_in_one_run_keeps_the_first(ingest, config, tmp_path) -> None:
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    records = [
+        {"doc_id": "https://example.com/a", "title": "First", "text": "Rain fell on the capital all day."},
+        {"doc_id": "https://example.com/a", "title": "Again", "text": "Snow fell on the capital all day."},
+        {"doc_id": "https://example.com/b", "title": "Other", "text": "The harbour reopened after repairs."},
+    ]
+    (folder / "items.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    summary = ingest(folder)
+    assert summary.new == 2
+    assert len(summary.failures) == 1
+    assert "https://example.com/a" in summary.failures[0].reason
+    assert keyword_hits(config, "snow") == [] and keyword_hits(config, "rain")
+
+
+def test_bad_inputs_are_reported_and_the_rest_is_stored(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    write_articles(folder, 2)
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10)
+    (folder / "broken.json").write_text('{"title": "x", "text": ')
+    (folder / "notext.jsonl").write_text('{"title": "No body here"}\n')
+    (folder / "gone.txt").symlink_to(folder / "missing-target.txt")
+    (folder / "latin.txt").write_bytes(
+        "Caf\xe9 owners in the old town protest the new rent rules.".encode("cp1252")
+    )
+    result = run_cli(str(folder), env={"NEWSDESK_DATA_DIR": str(tmp_path / "data")})
+
+    assert result.returncode == 1, "a failed input must show in the exit status"
+    assert "3 new" in result.stdout
+    assert "5 failed articles" in result.stdout
+    for name in ("empty.txt", "binary.txt", "broken.json", "notext.jsonl", "gone.txt"):
+        assert f"failed: {folder / name}" in result.stdout, name
+    assert "warning:" in result.stdout and "latin.txt" in result.stdout
+    assert "now holds 3 articles" in result.stdout
+
+
+def test_dry_run_writes_nothing(ingest, config, tmp_path) -> None:
+    folder = tmp_path / "news"
+    write_articles(folder, 3)
+    summary = ingest(folder, dry_run=True)
+    assert summary.new == 3 and summary.chunks_written > 0
+    assert "dry run" in summary.render()
+    state = snapshot(config)
+    assert state.catalog == {} and state.vectors == []
+
+
+def test_rebuild_starts_over(tmp_path: Path) -> None:
+    env = {"NEWSDESK_DATA_DIR": str(tmp_path / "data")}
+    assert run_cli(str(SEEDS), env=env).returncode == 0
+    rebuilt = run_cli("--rebuild", str(SEEDS), env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "1 new, 0 changed" in rebuilt.stdout
+
+
+def test_store_built_with_another_model_is_refused_with_how_to_rebuild(config: Settings) -> None:
+    with open_store(config):
+        pass
+    with pytest.raises(EmbeddingModelMismatch, match="--rebuild"):
+        Store(config, model_name="some-other-model", dimension=768)
+
+
+def test_embedded_store_refuses_a_second_process(config: Settings, tmp_path: Path) -> None:
+    with open_store(config):
+        result = run_cli(str(SEEDS), env={"NEWSDESK_DATA_DIR": str(config.data_dir)})
+        with pytest.raises(StoreLockedError):
+            open_store(config)
+    assert result.returncode == 2
+    assert "Another Newsdesk process" in result.stderr and "CHROMA_HOST" in result.stderr
