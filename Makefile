@@ -15,6 +15,7 @@ setup: $(STAMP)
 
 run: setup
 	$(PY) -m ingest seeds/
+	$(PY) -m ingest --list
 
 ingest: setup
 	$(PY) -m ingest $(ARGS)

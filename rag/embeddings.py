@@ -119,12 +119,8 @@ def embedding_model_for(config: Settings) -> BaseEmbedding:
     if config.embedding_backend == "local":
         return MiniLMEmbedding(onnx_batch_size=config.embed_batch_size, onnx_threads=config.onnx_threads)
     if config.embedding_backend == "openai":
-        try:
-            from llama_index.embeddings.openai import OpenAIEmbedding  # type: ignore[import-not-found]
-        except ImportError as error:
-            raise RuntimeError(
-                "NEWSDESK_EMBEDDING_BACKEND=openai needs `pip install llama-index-embeddings-openai`."
-            ) from error
+        from llama_index.embeddings.openai import OpenAIEmbedding
+
         return OpenAIEmbedding(
             model=config.openai_embedding_model,
             api_key=config.openai_api_key,

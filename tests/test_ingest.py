@@ -195,3 +195,20 @@ def test_embedded_store_refuses_a_second_process(config: Settings, tmp_path: Pat
             open_store(config)
     assert result.returncode == 2
     assert "Another Newsdesk process" in result.stderr and "CHROMA_HOST" in result.stderr
+
+
+def test_openai_embeddings_when_configured_and_model_switch_is_refused(tmp_path: Path) -> None:
+    from openai_server import openai_server
+
+    env = {"NEWSDESK_DATA_DIR": str(tmp_path / "data"), "NEWSDESK_EMBEDDING_BACKEND": "openai"}
+    with openai_server() as server:
+        env |= {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": server.url}  # type: ignore[attr-defined]
+        result = run_cli(str(SEEDS), env=env)
+        assert result.returncode == 0, result.stderr
+        assert "1 new" in result.stdout
+        embedded = [body for path, body in server.requests if path.endswith("/embeddings")]
+        assert embedded and embedded[0]["model"] == "text-embedding-3-small"
+
+    local = run_cli(str(SEEDS), env={"NEWSDESK_DATA_DIR": str(tmp_path / "data")})
+    assert local.returncode == 2
+    assert "text-embedding-3-small" in local.stderr and "--rebuild" in local.stderr

@@ -1,0 +1,191 @@
+"""Benchmark ingest against the model's own throughput and the llama-index tutorial pipeline.
+
+    .venv/bin/python bench/ingest.py [--articles 1000]
+
+Takes the first N articles of ../shared/corpora/rtqa_news_articles_2022_2026.jsonl.gz and measures, each phase
+in its own process (so peak RSS is its own):
+- model: the embedding model alone on exactly the passages ingest produces (the limit);
+- newsdesk: `python -m ingest`'s pipeline (read, split, embed, write Chroma + keyword index + catalog);
+- rerun: the same ingest again with nothing changed;
+- tutorial: `VectorStoreIndex.from_documents` into Chroma with the same model and the same splitter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CORPUS = ROOT.parent / "shared" / "corpora" / "rtqa_news_articles_2022_2026.jsonl.gz"
+
+
+def write_sample(corpus: Path, count: int, target: Path) -> None:
+    """Write the first `count` articles of the corpus as a .jsonl file."""
+    with gzip.open(corpus, "rt", encoding="utf-8") as source, target.open("w", encoding="utf-8") as out:
+        for n, line in enumerate(source):
+            if n >= count:
+                break
+            out.write(line)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def phase_newsdesk(sample: Path, data_dir: Path) -> dict[str, float]:
+    from ingest.pipeline import ingest_paths
+    from rag.config import Settings
+    from rag.embeddings import embedding_model_for
+    from rag.store import open_store
+
+    config = Settings(data_dir=data_dir)
+    started = time.perf_counter()
+    with open_store(config) as store:
+        summary = ingest_paths(
+            [sample], config=config, store=store, embedder=lambda: embedding_model_for(config)
+        )
+    seconds = time.perf_counter() - started
+    articles = summary.new + summary.changed + summary.unchanged + summary.duplicate
+    return {"seconds": seconds, "articles": articles, "passages": summary.chunks_written}
+
+
+def _passages(sample: Path) -> tuple[int, list[str]]:
+    from ingest.articles import read_articles
+    from ingest.chunks import make_splitter, split_article
+    from ingest.sources import discover_files
+    from rag.config import Settings
+    from rag.documents import Article
+
+    config = Settings()
+    splitter = make_splitter(config)
+    articles = [
+        a for s in discover_files([sample]) for a in read_articles(s, config=config) if isinstance(a, Article)
+    ]
+    return len(articles), [c.text for a in articles for c in split_article(a, splitter)]
+
+
+def phase_model(sample: Path) -> dict[str, float]:
+    from rag.config import Settings
+    from rag.embeddings import embedding_model_for
+
+    articles, texts = _passages(sample)
+    started = time.perf_counter()
+    model = embedding_model_for(Settings())
+    model.get_text_embedding_batch(texts)
+    return {"seconds": time.perf_counter() - started, "articles": articles, "passages": len(texts)}
+
+
+def phase_tutorial(sample: Path, data_dir: Path) -> dict[str, float]:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from llama_index.core import Document, StorageContext, VectorStoreIndex
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from ingest.chunks import make_splitter
+    from rag.config import Settings
+    from rag.embeddings import embedding_model_for
+
+    config = Settings()
+    started = time.perf_counter()
+    # The tutorial reads documents and indexes them; same text, same splitter, same model as ours.
+    with sample.open(encoding="utf-8") as lines:
+        documents = [
+            Document(text=r["text"], id_=r["doc_id"]) for r in map(json.loads, lines) if r.get("text")
+        ]
+    client = chromadb.PersistentClient(
+        path=str(data_dir), settings=ChromaSettings(anonymized_telemetry=False)
+    )
+    collection = client.get_or_create_collection("tutorial")
+    storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=collection))
+    VectorStoreIndex.from_documents(
+        documents,
+        storage_context=storage,
+        embed_model=embedding_model_for(config),
+        transformations=[make_splitter(config)],
+    )
+    return {
+        "seconds": time.perf_counter() - started,
+        "articles": len(documents),
+        "passages": collection.count(),
+    }
+
+
+def run_phase(name: str, sample: Path, workdir: Path) -> dict[str, float]:
+    """Run one phase in a child process and return its figures."""
+    result = subprocess.run(
+        [sys.executable, __file__, "--phase", name, "--sample", str(sample), "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"phase {name} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def report(figures: dict[str, dict[str, float]]) -> str:
+    """Return the results as a Markdown table and the ratios against the targets."""
+    rows = [
+        "| phase | seconds | articles/s | passages/s | passages | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, f in figures.items():
+        rows.append(
+            f"| {name} | {f['seconds']:.1f} | {f['articles'] / f['seconds']:.2f} | "
+            f"{f['passages'] / f['seconds']:.2f} | {int(f['passages'])} | {f['rss_mb']:.0f} |"
+        )
+    ours, model = figures["newsdesk"], figures["model"]
+    rows += [
+        "",
+        f"newsdesk / model time: {ours['seconds'] / model['seconds']:.3f} (target <= 1.15)",
+        f"tutorial / newsdesk time: {figures['tutorial']['seconds'] / ours['seconds']:.3f} (target >= 1.0)",
+        f"rerun / first run time: {figures['rerun']['seconds'] / ours['seconds']:.2%} (target < 5%)",
+    ]
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--articles", type=int, default=1000)
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--sample", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.phase:
+        figures = {
+            "model": lambda: phase_model(args.sample),
+            "newsdesk": lambda: phase_newsdesk(args.sample, args.workdir / "newsdesk"),
+            "rerun": lambda: phase_newsdesk(args.sample, args.workdir / "newsdesk"),
+            "tutorial": lambda: phase_tutorial(args.sample, args.workdir / "tutorial"),
+        }[args.phase]()
+        print(json.dumps({**figures, "rss_mb": peak_rss_mb()}))
+        return
+
+    if not args.corpus.exists():
+        raise SystemExit(f"{args.corpus} not found: this benchmark reads the corpus from ../shared/corpora/")
+    with tempfile.TemporaryDirectory(prefix="newsdesk-bench-") as tmp:
+        workdir = Path(tmp)
+        sample = workdir / "sample.jsonl"
+        write_sample(args.corpus, args.articles, sample)
+        figures = {}
+        for name in ("model", "newsdesk", "rerun", "tutorial"):
+            figures[name] = run_phase(name, sample, workdir)
+            print(f"{name}: {figures[name]}", file=sys.stderr, flush=True)
+        print(f"{args.articles} articles from {args.corpus.name}\n")
+        print(report(figures))
+
+
+if __name__ == "__main__":
+    main()
