@@ -308,6 +308,8 @@ class Store:
 
     def record_duplicates(self, duplicates: Sequence[tuple[Article, str]]) -> None:
         """Record articles whose text is already stored under another id; nothing is embedded."""
+        if not duplicates:
+            return
         ids = [article.article_id for article, _ in duplicates]
         self._mark_pending(ids)
         self._delete_vectors(ids)
