@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SEEDS, keyword_hits, run_cli, snapshot, write_articles
+from ingest.pipeline import ingest_paths
 from rag.config import Settings
 from rag.store import EmbeddingModelMismatch, Store, StoreLockedError, open_store
 
@@ -23,11 +24,10 @@ def test_seed_is_stored_once_and_a_rerun_embeds_nothing(ingest, config, embedder
     loads: list[int] = []
 
     with open_store(config) as store:
-        from ingest.pipeline import ingest_paths
-
         again = ingest_paths(
             [SEEDS], config=config, store=store, embedder=lambda: loads.append(1) or embedder
         )
+        assert store.db.total_changes == 0, "an unchanged rerun wrote to the catalog"
     assert (again.new, again.changed, again.unchanged, again.chunks_written) == (0, 0, 1, 0)
     assert embedder.calls == calls_before, "an unchanged article was embedded again"
     assert loads == [], "the embedding model was loaded although nothing changed"
