@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(8, description="Passages per model call of the local embedder.")
     onnx_threads: int = Field(0, description="onnxruntime intra-op threads; 0 lets onnxruntime choose.")
+    write_group: int = Field(
+        1024,
+        description="Passages sorted by length, embedded and written together (a killed run redoes one).",
+    )
 
     # Chunking, in the embedding model's tokens (its window is 256)
     chunk_tokens: int = Field(200, description="Passage size in model tokens; fits the 256-token window.")

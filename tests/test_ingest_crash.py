@@ -20,7 +20,13 @@ pytestmark = pytest.mark.slow
 def start_ingest(folder: Path, data_dir: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "ingest", str(folder)],
-        env={**os.environ, "PYTHONPATH": str(ROOT), "NEWSDESK_DATA_DIR": str(data_dir)},
+        # Small write groups, so that kills land between writes as well as during them.
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "NEWSDESK_DATA_DIR": str(data_dir),
+            "NEWSDESK_WRITE_GROUP": "8",
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
