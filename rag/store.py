@@ -26,6 +26,9 @@ from chromadb.config import Settings as ChromaSettings
 from rag.config import Settings
 from rag.documents import Article, Chunk
 
+SCHEMA_VERSION = "2"  # bump when the tables change; an older store is refused with how to rebuild
+UNKNOWN_TS = -1e12  # published_ts of an article whose date is unknown, in Chroma metadata
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS articles (
@@ -33,7 +36,7 @@ CREATE TABLE IF NOT EXISTS articles (
     source TEXT NOT NULL,
     content_hash TEXT NOT NULL,
     text_hash TEXT NOT NULL,
-    title TEXT, outlet TEXT, author TEXT, url TEXT, published_at TEXT,
+    title TEXT, outlet TEXT, author TEXT, url TEXT, published_at TEXT, published_ts REAL,
     chunk_count INTEGER NOT NULL,
     duplicate_of TEXT,
     ingested_at TEXT NOT NULL
@@ -44,6 +47,8 @@ CREATE TABLE IF NOT EXISTS passages (
     chunk_id TEXT NOT NULL UNIQUE,
     article_id TEXT NOT NULL,
     chunk_index INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id);
@@ -123,7 +128,9 @@ def chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
         "author": article.author,
         "url": article.url,
         "published_at": article.published_iso,
-        "published_ts": _timestamp(published) if published else None,
+        # Chroma cannot match a missing key, so an unknown date is a far-past sentinel: `as_of` keeps it,
+        # an explicit range drops it.
+        "published_ts": _timestamp(published) if published else UNKNOWN_TS,
     }
     return {key: value for key, value in metadata.items() if value is not None}
 
@@ -229,10 +236,16 @@ class Store:
         stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         if not stored:
             self.db.execute(
-                "INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dimension', ?)",
-                (self.model_name, str(self.dimension)),
+                "INSERT INTO meta VALUES "
+                "('embedding_model', ?), ('embedding_dimension', ?), ('schema_version', ?)",
+                (self.model_name, str(self.dimension), SCHEMA_VERSION),
             )
             return
+        if stored.get("schema_version") != SCHEMA_VERSION:
+            raise StoreError(
+                f"The store in {self.config.data_dir} was made by an older Newsdesk. "
+                "Rebuild it with `python -m ingest --rebuild PATH ...`."
+            )
         self._refuse_mismatch(stored.get("embedding_model"), stored.get("embedding_dimension"))
 
     def _check_collection_model(self) -> None:
@@ -301,8 +314,9 @@ class Store:
                 self._delete_rows(item.article.article_id)
                 self._insert_article(item.article, len(item.chunks), duplicate_of=None)
                 self.db.executemany(
-                    "INSERT INTO passages (chunk_id, article_id, chunk_index, text) VALUES (?, ?, ?, ?)",
-                    [(c.chunk_id, c.article_id, c.index, c.text) for c in item.chunks],
+                    "INSERT INTO passages (chunk_id, article_id, chunk_index, start, end, text) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(c.chunk_id, c.article_id, c.index, c.start, c.end, c.text) for c in item.chunks],
                 )
             self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
 
@@ -347,7 +361,7 @@ class Store:
 
     def _insert_article(self, article: Article, chunk_count: int, *, duplicate_of: str | None) -> None:
         self.db.execute(
-            f"INSERT INTO articles ({_ARTICLE_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            f"INSERT INTO articles ({_ARTICLE_COLUMNS}, published_ts) VALUES ({', '.join('?' * 13)})",
             (
                 article.article_id,
                 article.source,
@@ -361,6 +375,7 @@ class Store:
                 chunk_count,
                 duplicate_of,
                 datetime.now(UTC).isoformat(timespec="seconds"),
+                _timestamp(article.published_at) if article.published_at else None,
             ),
         )
 
@@ -377,15 +392,15 @@ class Store:
     # Searching
 
     def vector_search(
-        self, vector: Sequence[float], *, k: int, where: dict[str, Any] | None = None
+        self, vector: Sequence[float], *, k: int, where: PassageFilter | None = None
     ) -> list[PassageHit]:
-        """Return the k passages nearest to a query vector, best first."""
+        """Return the k passages nearest to a query vector, best first (score: cosine similarity)."""
         if self.collection.count() == 0:
             return []
         result = self.collection.query(
             query_embeddings=[list(vector)],
             n_results=k,
-            where=where,
+            where=where.for_chroma() if where else None,
             include=["documents", "metadatas", "distances"],
         )
         return [
@@ -399,7 +414,85 @@ class Store:
             )
         ]
 
+    def keyword_search(
+        self, terms: Sequence[str], *, k: int, where: PassageFilter | None = None
+    ) -> list[PassageHit]:
+        """Return the k passages that best match any of the terms (BM25 over the FTS5 index), best first."""
+        if not terms:
+            return []
+        match = " OR ".join('"' + term.replace('"', "") + '"' for term in terms)
+        clauses, params = (where or PassageFilter()).for_sql()
+        rows = self.db.execute(
+            f"""SELECT p.chunk_id, p.text, -bm25(passages_fts) AS score, p.chunk_index, p.start, p.end,
+                       a.article_id, a.title, a.outlet, a.author, a.url, a.published_at, a.published_ts,
+                       a.content_hash
+                FROM passages_fts JOIN passages p ON p.rowid = passages_fts.rowid
+                JOIN articles a ON a.article_id = p.article_id
+                WHERE passages_fts MATCH ? {clauses}
+                ORDER BY bm25(passages_fts) LIMIT ?""",
+            (match, *params, k),
+        ).fetchall()
+        keys = _HIT_KEYS
+        return [
+            PassageHit(
+                row[0],
+                row[1],
+                float(row[2]),
+                {key: v for key, v in zip(keys, row[3:], strict=True) if v is not None},
+            )
+            for row in rows
+        ]
 
+
+@dataclass(frozen=True)
+class PassageFilter:
+    """Which passages a search may return: by outlet and by publish time (seconds since the epoch).
+
+    `since`/`until` are an explicit range, so they drop articles of unknown date; `as_of` only drops
+    articles published after it, never those of unknown date.
+    """
+
+    outlets: tuple[str, ...] = ()
+    since: float | None = None
+    until: float | None = None
+    as_of: float | None = None
+
+    def for_chroma(self) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        if self.outlets:
+            clauses.append({"outlet": {"$in": list(self.outlets)}})
+        if self.since is not None:
+            clauses.append({"published_ts": {"$gte": self.since}})
+        if self.until is not None:
+            clauses += [{"published_ts": {"$lte": self.until}}, {"published_ts": {"$gt": UNKNOWN_TS}}]
+        if self.as_of is not None:
+            clauses.append({"published_ts": {"$lte": self.as_of}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def for_sql(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.outlets:
+            clauses.append(f"a.outlet IN ({', '.join('?' * len(self.outlets))})")
+            params += list(self.outlets)
+        if self.since is not None:
+            clauses.append("a.published_ts >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("a.published_ts <= ?")
+            params.append(self.until)
+        if self.as_of is not None:
+            clauses.append("(a.published_ts IS NULL OR a.published_ts <= ?)")
+            params.append(self.as_of)
+        return "".join(f" AND {c}" for c in clauses), params
+
+
+_HIT_KEYS = (
+    "chunk_index", "start", "end", "article_id", "title", "outlet", "author", "url",
+    "published_at", "published_ts", "content_hash",
+)  # fmt: skip
 _UPSERT_BATCH = 1000  # well under Chroma's max batch size
 _ARTICLE_COLUMNS = (
     "article_id, source, content_hash, text_hash, title, outlet, author, url, published_at, "

@@ -36,6 +36,21 @@ class _Handler(BaseHTTPRequestHandler):
                 for n, text in enumerate(inputs)
             ]
             self._json({"object": "list", "data": data, "model": body["model"], "usage": _usage()})
+        elif self.path.endswith("/chat/completions") and body.get("stream"):
+            self._stream(body["model"], self.server.reply)
+        elif self.path.endswith("/chat/completions"):
+            message = {"role": "assistant", "content": self.server.rewrite}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            self._json(
+                {
+                    "id": "c1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [choice],
+                    "usage": _usage(),
+                }
+            )
         else:
             self.send_error(404, f"no such endpoint {self.path}")
 
@@ -46,6 +61,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
+
+    def _stream(self, model: str, reply: str) -> None:
+        """Send the reply as server-sent events, a few characters at a time, as OpenAI streams."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        pieces = [reply[i : i + 4] for i in range(0, len(reply), 4)]
+        for n, piece in enumerate(pieces + [None]):
+            delta = {"content": piece} if piece is not None else {}
+            choice = {"index": 0, "delta": delta, "finish_reason": None if piece is not None else "stop"}
+            event = {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "created": n,
+                "model": model,
+                "choices": [choice],
+            }
+            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
 
     def log_message(self, *args: object) -> None:
         pass
@@ -58,6 +94,8 @@ def _usage() -> dict[str, int]:
 class _Server(ThreadingHTTPServer):
     requests: list[tuple[str, dict[str, object]]]
     dimension: int
+    reply: str  # what the chat model streams
+    rewrite: str  # what the chat model answers without streaming (question rewriting)
 
 
 @contextmanager
@@ -65,6 +103,7 @@ def openai_server(*, dimension: int = 1536) -> Iterator[_Server]:
     """Serve the OpenAI protocol on a free loopback port; `server.url` is the base URL for clients."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.requests, server.dimension = [], dimension
+    server.reply, server.rewrite = "The sources don't say.", ""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"  # type: ignore[attr-defined]

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SEEDS, write_articles
+from conftest import ROOT, SEEDS, free_port, wait_for_http, write_articles
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +37,6 @@ print(json.dumps({"seen": sorted(seen), "counts": counts}))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Start `chroma run` on a free loopback port; yield the environment that points Newsdesk at it."""
@@ -66,15 +57,7 @@ def chroma_server(tmp_path: Path) -> Iterator[dict[str, str]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("chroma run did not start") from None
-                time.sleep(0.3)
+        wait_for_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", process, what="chroma run")
         yield {
             "CHROMA_HOST": "127.0.0.1",
             "CHROMA_PORT": str(port),

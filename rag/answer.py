@@ -1,0 +1,269 @@
+"""Answer a question from retrieved passages, citing each claim: offline extractive, or a chat model.
+
+Both answerers yield the same events: pieces of text as they are ready, then the sources that were cited.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from rag.citations import CitationTracker
+from rag.config import Settings
+from rag.prompts import NO_ANSWER, answer_messages, rewrite_messages
+from rag.retrieve import Passage, content_terms
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionChunk
+
+MAX_SENTENCES = 3
+MIN_COVERAGE = 0.5  # share of the question's (weighted) words a sentence must contain to answer it
+# A sentence ends at . ! or ? (and any closing quote) before a space and a capital, digit or quote,
+# or at a line break.
+_BOUNDARY = re.compile(r"[.!?]+[\"'”’)]*\s+(?=[A-Z0-9\"“‘'(])|\s*\n\s*")
+_ABBREVIATIONS = frozenset(
+    "Mr Mrs Ms Dr St Jr Sr Gen Gov Sen Rep Col Lt Sgt Capt Prof Rev Inc Corp Co Ltd No vs etc "
+    "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Mt Ft Ave Blvd".split()
+)
+# Sentences written to steer a language model are quoted by no honest answer.
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|prompts?|rules)\b|\b(system prompt|you are now)\b",
+    re.I,
+)
+_FOLLOW_UP = re.compile(
+    r"^(and|but|so|also|then|what about|how about)\b|\b(he|she|it|they|them|his|her|its|their|that|those)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A source cited as `[number]`, with the spans of its passage the answer drew on."""
+
+    number: int
+    passage: Passage
+    highlights: tuple[tuple[int, int], ...] = ()  # character spans within passage.text
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The end of an answer: the cited sources in citation order."""
+
+    citations: list[Citation]
+    removed_markers: int
+    mode: str
+
+
+AnswerEvent = TextDelta | Sources
+
+
+class Answerer(Protocol):
+    """Writes an answer from numbered passages."""
+
+    mode: str
+
+    def answer(self, question: str, passages: Sequence[Passage], *, as_of: date) -> Iterator[AnswerEvent]: ...
+
+    def standalone_question(self, question: str, history: Sequence[str]) -> str: ...
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Return the character spans of the sentences of a text, without surrounding spaces."""
+    spans, start = [], 0
+    for boundary in _BOUNDARY.finditer(text):
+        if "\n" not in boundary[0] and _is_abbreviation(text, boundary.start()):
+            continue
+        spans.append((start, boundary.start() + len(boundary[0].rstrip())))
+        start = boundary.end()
+    spans.append((start, len(text)))
+    return [(a, b) for a, b in (_strip(text, a, b) for a, b in spans) if b - a > 1]
+
+
+def _is_abbreviation(text: str, period: int) -> bool:
+    """Whether the dot at `period` ends an abbreviation such as U.S. or Gen. rather than a sentence."""
+    if text[period] != ".":
+        return False
+    word = text[max(0, period - 12) : period].split()[-1:] or [""]
+    token = word[0].lstrip("(\"'“‘")
+    return bool(re.fullmatch(r"(?:[A-Za-z]\.)*[A-Z]", token)) or token in _ABBREVIATIONS
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+@lru_cache(maxsize=1)
+def _porter() -> Any:
+    from nltk.stem import PorterStemmer  # nltk comes with llama-index-core; the stemmer needs no data
+
+    return PorterStemmer()
+
+
+@lru_cache(maxsize=50_000)
+def _stem(word: str) -> str:
+    return str(_porter().stem(word))
+
+
+def _stems(text: str) -> set[str]:
+    return {_stem(word) for word in content_terms(text)}
+
+
+class ExtractiveAnswerer:
+    """Answers with the passages' own sentences that best cover the question, each cited."""
+
+    mode = "offline extractive"
+
+    def answer(self, question: str, passages: Sequence[Passage], *, as_of: date) -> Iterator[AnswerEvent]:
+        chosen = self._choose(question, passages)
+        if not chosen:
+            yield TextDelta(NO_ANSWER)
+            yield Sources([], 0, self.mode)
+            return
+        tracker = CitationTracker(len(passages))
+        spans: dict[int, list[tuple[int, int]]] = {}
+        for n, (number, (start, end)) in enumerate(chosen):
+            text = passages[number - 1].text[start:end]
+            yield TextDelta(("" if n == 0 else " ") + f"{text} [{tracker.cite(number)}]")
+            spans.setdefault(number, []).append((start, end))
+        citations = [
+            Citation(i + 1, passages[number - 1], tuple(sorted(spans[number])))
+            for i, number in enumerate(tracker.cited)
+        ]
+        yield Sources(citations, 0, self.mode)
+
+    def _choose(self, question: str, passages: Sequence[Passage]) -> list[tuple[int, tuple[int, int]]]:
+        """Pick (passage number, sentence span) pairs that answer the question, best first."""
+        wanted = _stems(question)
+        if not wanted or not passages:
+            return []
+        candidates = [
+            (number, span, _stems(passage.text[span[0] : span[1]]))
+            for number, passage in enumerate(passages, start=1)
+            for span in sentences(passage.text)
+            if not _INSTRUCTION.search(passage.text[span[0] : span[1]])
+        ]
+        weight = _term_weights(wanted, [stems for _, _, stems in candidates])
+        total = sum(weight.values())
+        top = max(p.score for p in passages) or 1.0
+        scored = []
+        for number, span, stems in candidates:
+            coverage = sum(weight[t] for t in wanted & stems) / total
+            if coverage >= MIN_COVERAGE:
+                # Coverage decides; the passage's retrieval rank (dates included) breaks near-ties.
+                scored.append((coverage + 0.3 * passages[number - 1].score / top, number, span))
+        scored.sort(key=lambda item: item[0], reverse=True)
+        best = scored[0][0] if scored else 0.0
+        return [(number, span) for score, number, span in scored[:MAX_SENTENCES] if score >= 0.9 * best]
+
+    def standalone_question(self, question: str, history: Sequence[str]) -> str:
+        """Carry the earlier question's subject into a follow-up that leans on it."""
+        if not history or not _is_follow_up(question):
+            return question
+        carried = [t for t in content_terms(history[-1]) if t not in content_terms(question)]
+        return f"{question} ({' '.join(carried)})" if carried else question
+
+
+def _is_follow_up(question: str) -> bool:
+    return bool(_FOLLOW_UP.search(question.strip())) or len(content_terms(question)) <= 2
+
+
+def _term_weights(wanted: set[str], sentence_stems: Sequence[set[str]]) -> dict[str, float]:
+    """Weigh question words by rarity among the candidate sentences: rare words carry the question."""
+    count = len(sentence_stems)
+    return {
+        term: math.log(1 + (count + 1) / (0.5 + sum(term in stems for stems in sentence_stems)))
+        for term in wanted
+    }
+
+
+class ChatAnswerer:
+    """Answers with a chat model over any OpenAI-compatible endpoint, streamed, markers checked."""
+
+    def __init__(self, config: Settings) -> None:
+        from openai import OpenAI
+
+        self.model = config.chat_model
+        self.mode = f"chat model {config.chat_model}"
+        self.client = OpenAI(api_key=config.openai_api_key or "none", base_url=config.openai_base_url)
+
+    def answer(self, question: str, passages: Sequence[Passage], *, as_of: date) -> Iterator[AnswerEvent]:
+        if not passages:
+            yield TextDelta(NO_ANSWER)
+            yield Sources([], 0, self.mode)
+            return
+        stream = self.client.chat.completions.create(
+            model=self.model,
+            messages=answer_messages(question, passages, today=as_of),  # type: ignore[arg-type]
+            stream=True,
+            temperature=0,
+        )
+        tracker = CitationTracker(len(passages))
+        written = []
+        for chunk in cast("Iterable[ChatCompletionChunk]", stream):
+            delta = chunk.choices[0].delta.content if chunk.choices else None
+            if delta and (shown := tracker.feed(delta)):
+                written.append(shown)
+                yield TextDelta(shown)
+        if rest := tracker.finish():
+            written.append(rest)
+            yield TextDelta(rest)
+        yield Sources(_chat_citations("".join(written), tracker, passages), tracker.removed, self.mode)
+
+    def standalone_question(self, question: str, history: Sequence[str]) -> str:
+        """Ask the model to rewrite a follow-up as a question that stands on its own."""
+        if not history:
+            return question
+        reply = self.client.chat.completions.create(
+            model=self.model,
+            messages=rewrite_messages(question, history),  # type: ignore[arg-type]
+            temperature=0,
+        )
+        rewritten = (reply.choices[0].message.content or "").strip().splitlines()
+        if rewritten and _keeps_question(question, rewritten[0]):
+            return rewritten[0]
+        # A small model may answer instead of rewriting: carry the subject the offline way.
+        return ExtractiveAnswerer().standalone_question(question, history)
+
+
+def _keeps_question(question: str, rewritten: str) -> bool:
+    """Whether a rewrite is still a question about what the user asked."""
+    return rewritten.rstrip().endswith("?") and set(content_terms(question)) <= set(content_terms(rewritten))
+
+
+def _chat_citations(answer: str, tracker: CitationTracker, passages: Sequence[Passage]) -> list[Citation]:
+    """Cite each passage with the sentences of it that share most words with the answer's cited sentences."""
+    citations = []
+    for number, passage_number in enumerate(tracker.cited, start=1):
+        passage = passages[passage_number - 1]
+        claims = " ".join(
+            answer[s:e] for s, e in sentences(answer) if f"[{number}]" in answer[s : min(e + 8, len(answer))]
+        )
+        wanted = _stems(claims)
+        scored = [(len(wanted & _stems(passage.text[s:e])), (s, e)) for s, e in sentences(passage.text)]
+        best = max((score for score, _ in scored), default=0)
+        highlights = tuple(span for score, span in scored if best and score == best)
+        citations.append(Citation(number, passage, highlights))
+    return citations
+
+
+def answerer_for(config: Settings) -> Answerer:
+    """Use the chat model when one is configured, else the offline extractive answerer."""
+    if config.openai_api_key or config.openai_base_url:
+        return ChatAnswerer(config)
+    return ExtractiveAnswerer()

@@ -1,0 +1,37 @@
+"""One turn of a conversation: make the question standalone, retrieve, and stream a cited answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+
+from rag.answer import Answerer, AnswerEvent
+from rag.retrieve import Query, Retrieval, retrieve
+from rag.store import Store
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A question as asked and as searched, what was found, and the answer's event stream."""
+
+    question: str
+    standalone: str
+    retrieval: Retrieval
+    events: Iterator[AnswerEvent]
+
+
+def ask(
+    query: Query,
+    *,
+    history: Sequence[str] = (),
+    store: Store,
+    embedder: BaseEmbedding,
+    answerer: Answerer,
+) -> Turn:
+    """Answer a question in the light of the earlier (standalone) questions of the conversation."""
+    standalone = answerer.standalone_question(query.question, history)
+    retrieval = retrieve(replace(query, question=standalone), store=store, embedder=embedder)
+    events = answerer.answer(standalone, retrieval.passages, as_of=query.as_of)
+    return Turn(query.question, standalone, retrieval, events)

@@ -1,0 +1,175 @@
+"""Find the passages that bear on a question: vector and keyword search, fused, dated and trimmed."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+
+from rag.dates import TimeFrame, time_frame
+from rag.store import PassageFilter, PassageHit, Store
+
+RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+CANDIDATES = 40  # hits taken from each search before fusion
+PER_ARTICLE = 2  # passages one article may contribute, so one story cannot fill the context
+# How a question's time words weigh a passage: in the period, outside it, or of unknown date.
+IN_PERIOD, OUT_OF_PERIOD, UNKNOWN_DATE = 1.0, 0.3, 0.6
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have having
+    he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
+    nor not now of off on once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too under until up very
+    was we were what when where which while who whom why will with would you your yours yourself yourselves
+    said says say tell told know happened happen happening news latest recent recently week month year today
+    yesterday ago since last past this next also many much one two there's what's who's""".split()
+)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved passage with the article facts a citation shows."""
+
+    chunk_id: str
+    article_id: str
+    text: str
+    title: str | None
+    outlet: str | None
+    author: str | None
+    url: str | None
+    published_at: str | None
+    start: int
+    end: int
+    score: float
+    similarity: float | None  # cosine similarity to the question, when the vector search found it
+
+    @property
+    def published_date(self) -> date | None:
+        return datetime.fromisoformat(self.published_at).date() if self.published_at else None
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question and what narrows its search."""
+
+    question: str
+    as_of: date = field(default_factory=date.today)
+    outlets: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+    k: int = 6
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The passages found for a query, best first, and the period the question spoke of."""
+
+    passages: list[Passage]
+    frame: TimeFrame
+
+
+def content_terms(text: str) -> list[str]:
+    """Return the words of a text that carry its meaning (lower case, no stopwords, no duplicates)."""
+    words = (w.strip("'’-").lower() for w in _WORD.findall(text))
+    return list(dict.fromkeys(w for w in words if w and w not in STOPWORDS and len(w) > 1))
+
+
+def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding) -> Retrieval:
+    """Search passages by combining vector search with keyword search, then weigh dates and trim."""
+    frame = time_frame(query.question, as_of=query.as_of)
+    where = PassageFilter(
+        outlets=query.outlets,
+        since=_day_start(query.since) if query.since else None,
+        until=_day_end(query.until) if query.until else None,
+        as_of=_day_end(query.as_of),
+    )
+    vector_hits = store.vector_search(embedder.get_query_embedding(query.question), k=CANDIDATES, where=where)
+    keyword_hits = store.keyword_search(content_terms(query.question), k=CANDIDATES, where=where)
+    fused = _fuse(vector_hits, keyword_hits)
+    weighted = sorted(
+        (_weigh(p, frame, query.as_of) for p in fused), key=lambda passage: passage.score, reverse=True
+    )
+    return Retrieval(_trim(weighted, k=query.k), frame)
+
+
+def _fuse(vector_hits: Sequence[PassageHit], keyword_hits: Sequence[PassageHit]) -> list[Passage]:
+    """Reciprocal rank fusion of the two result lists."""
+    scores: dict[str, float] = {}
+    hits: dict[str, PassageHit] = {}
+    similarity = {hit.chunk_id: hit.score for hit in vector_hits}
+    for results in (vector_hits, keyword_hits):
+        for rank, hit in enumerate(results):
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            hits.setdefault(hit.chunk_id, hit)
+    return [_passage(hits[cid], score, similarity.get(cid)) for cid, score in scores.items()]
+
+
+def _passage(hit: PassageHit, score: float, similarity: float | None) -> Passage:
+    meta = hit.metadata
+    return Passage(
+        chunk_id=hit.chunk_id,
+        article_id=str(meta["article_id"]),
+        text=hit.text,
+        title=meta.get("title"),
+        outlet=meta.get("outlet"),
+        author=meta.get("author"),
+        url=meta.get("url"),
+        published_at=meta.get("published_at"),
+        start=int(meta.get("start", 0)),
+        end=int(meta.get("end", len(hit.text))),
+        score=score,
+        similarity=similarity,
+    )
+
+
+def _weigh(passage: Passage, frame: TimeFrame, as_of: date) -> Passage:
+    """Favour passages from the period the question names, or recent ones when it asks for the latest."""
+    published = passage.published_date
+    if frame.is_range:
+        factor = (
+            UNKNOWN_DATE if published is None else IN_PERIOD if frame.contains(published) else OUT_OF_PERIOD
+        )
+    elif frame.prefer_recent:
+        # Half-life of a month; an undated article counts as three months old.
+        age = (as_of - published).days if published else 90
+        factor = 0.5 + 0.5 * math.exp(-max(age, 0) / 30 * math.log(2))
+    else:
+        factor = 1.0
+    return replace(passage, score=passage.score * factor)
+
+
+def _trim(passages: Sequence[Passage], *, k: int) -> list[Passage]:
+    """Keep the best k, at most PER_ARTICLE per article, dropping near-identical passages."""
+    kept: list[Passage] = []
+    per_article: dict[str, int] = {}
+    seen: list[frozenset[str]] = []
+    for passage in passages:
+        if per_article.get(passage.article_id, 0) >= PER_ARTICLE:
+            continue
+        words = frozenset(content_terms(passage.text))
+        if any(_jaccard(words, other) >= 0.8 for other in seen):
+            continue  # the same story told again, e.g. a wire copy in two outlets
+        kept.append(passage)
+        seen.append(words)
+        per_article[passage.article_id] = per_article.get(passage.article_id, 0) + 1
+        if len(kept) == k:
+            break
+    return kept
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _day_start(day: date) -> float:
+    return datetime.combine(day, time.min, tzinfo=UTC).timestamp()
+
+
+def _day_end(day: date) -> float:
+    return datetime.combine(day, time.max, tzinfo=UTC).timestamp()
