@@ -1,10 +1,11 @@
-# Newsdesk: `make run` sets up and runs on seeds/, `make test` sets up and runs the tests.
+# Newsdesk: `make run` sets up and serves the app on seeds/, `make test` sets up and runs the tests.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run ingest test lint bench clean
+.PHONY: setup browser run ingest test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,14 +16,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The browser tests drive Debian's chromium; installed only when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+# Chroma server on 127.0.0.1:8765, ingest of seeds/, the app on http://127.0.0.1:8501; Ctrl+C stops all.
 run: setup
-	$(PY) -m ingest seeds/
-	$(PY) -m ingest --list
+	NEWSDESK_CORPUS_DIR=seeds $(PY) -m rag serve
 
 ingest: setup
 	$(PY) -m ingest $(ARGS)
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q
 
 lint: setup
@@ -31,6 +37,7 @@ lint: setup
 
 bench: setup
 	$(PY) bench/ingest.py
+	$(PY) bench/query.py
 
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) data test-artifacts

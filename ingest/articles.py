@@ -182,7 +182,7 @@ def _text_article(text: str, *, source: SourceFile, warnings: tuple[str, ...]) -
         title, body = split_headline(body)
     if not body:
         return Failure(str(source.path), "the file has no article text")
-    url = _as_text(_pick(meta, URL_FIELDS))
+    url = _web_url(_pick(meta, URL_FIELDS))
     return Article(
         article_id=url or source.relative_id,
         text=body,
@@ -218,7 +218,7 @@ def _html_article(html: str, *, source: SourceFile, warnings: tuple[str, ...]) -
         return Failure(str(source.path), "no article text found in the HTML")
     title = _as_text(page.title)
     first, _, rest = text.partition("\n")
-    url = _as_text(page.url)
+    url = _web_url(page.url)
     return Article(
         article_id=url or source.relative_id,
         text=rest.strip() if title and first == title and rest.strip() else text,
@@ -338,7 +338,7 @@ def _record_article(
     body = normalize_text(text) if isinstance(text, str) else ""
     if not body:
         return Failure(source, f"record has no text (looked for {', '.join(TEXT_FIELDS)})")
-    url = _as_text(_pick(record, URL_FIELDS))
+    url = _web_url(_pick(record, URL_FIELDS))
     return Article(
         article_id=_as_text(_pick(record, ID_FIELDS)) or url or fallback_id,
         text=body,
@@ -377,6 +377,12 @@ def _as_text(value: object) -> str | None:
     if isinstance(value, (list, tuple)):
         return ", ".join(part for part in map(_as_text, value) if part) or None
     return None
+
+
+def _web_url(value: object) -> str | None:
+    """Return a value as the article's link only if it is an http(s) URL (never javascript: and the like)."""
+    url = _as_text(value)
+    return url if url and urlsplit(url).scheme.lower() in ("http", "https") else None
 
 
 def _outlet_from_url(url: str | None) -> str | None:

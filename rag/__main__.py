@@ -27,6 +27,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     asking.add_argument("--until", type=date.fromisoformat, help="only articles published on or before")
     asking.add_argument("-k", type=int, default=6, help="passages to answer from (default 6)")
     asking.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    serving = commands.add_parser("serve", help="start Chroma, ingest the corpus folder, serve the app")
+    serving.add_argument("--host", default="127.0.0.1")
+    serving.add_argument("--port", type=int, default=8501, help="the app's port (default 8501)")
+    serving.add_argument(
+        "--chroma-port", type=int, default=8765, help="the Chroma server's port (default 8765)"
+    )
     return parser.parse_args(argv)
 
 
@@ -34,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; exit 2 when the store cannot be opened."""
     args = parse_args(argv)
     config = load_settings()
+    if args.command == "serve":
+        from rag.serve import serve
+
+        return serve(config, host=args.host, port=args.port, chroma_port=args.chroma_port)
     query = Query(
         args.question,
         as_of=args.as_of,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MARKER = re.compile(r" ?\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -49,3 +51,30 @@ class CitationTracker:
             return ""
         space = " " if match[0].startswith(" ") else ""
         return space + "".join(f"[{self.cite(n)}]" for n in dict.fromkeys(valid))
+
+
+def highlight_html(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """Return article text as inert HTML: everything escaped, the cited spans wrapped in <mark>."""
+    pieces, cursor = [], 0
+    for start, end in sorted(spans):
+        if start < cursor:
+            continue
+        pieces += [html.escape(text[cursor:start]), "<mark>", html.escape(text[start:end]), "</mark>"]
+        cursor = end
+    pieces.append(html.escape(text[cursor:]))
+    return "".join(pieces).replace("\n", "<br>")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+# Markdown renderers turn bare addresses into links even when escaped; an invisible word joiner breaks them.
+_AUTOLINK = re.compile(r"(https?|ftp|www|mailto|@)", re.IGNORECASE)
+
+
+def escape_markdown(text: str) -> str:
+    """Return text that Markdown shows as written: no links, images, HTML or formatting come alive."""
+    return _AUTOLINK.sub("\\1\u2060", _MARKDOWN_SPECIAL.sub(r"\\\1", text))
+
+
+def safe_url(url: str | None) -> str | None:
+    """Return the article's own URL when it is an http(s) link, else None (no javascript: and the like)."""
+    return url if url and re.match(r"https?://[^\s<>\"']+$", url, re.IGNORECASE) else None

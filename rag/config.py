@@ -18,6 +18,9 @@ class Settings(BaseSettings):
         Path("data"), description="Folder for the article catalog, keyword index and embedded Chroma."
     )
     collection: str = Field("newsdesk", description="Name of the Chroma collection holding passages.")
+    corpus_dir: Path = Field(
+        Path("seeds"), description="Folder of articles the app ingests from; uploads are saved in it."
+    )
 
     # Chroma server (when both are unset, an embedded store in data_dir is used by one process)
     chroma_host: str | None = Field(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,6 +97,19 @@ class StoredArticle:
 
 
 @dataclass(frozen=True)
+class CorpusOverview:
+    """The corpus at a glance."""
+
+    articles: int
+    passages: int
+    outlets: list[str]
+    earliest: str | None  # ISO publish dates
+    latest: str | None
+    undated: int
+    last_ingest: str | None
+
+
+@dataclass(frozen=True)
 class PassageHit:
     """A passage found by a search, with the metadata answers cite."""
 
@@ -173,7 +187,11 @@ class Store:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self._locks: list[Any] = []
         self._client = self._connect_chroma()
-        self.db = sqlite3.connect(config.data_dir / "newsdesk.sqlite", timeout=30, isolation_level=None)
+        # One connection, shared by the app's session threads; the lock keeps their transactions apart.
+        self.db = sqlite3.connect(
+            config.data_dir / "newsdesk.sqlite", timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._lock = threading.RLock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         if rebuild:
@@ -268,6 +286,21 @@ class Store:
         """Return every catalog row by article id."""
         rows = self.db.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles").fetchall()
         return {row[0]: StoredArticle(*row) for row in rows}
+
+    def overview(self) -> CorpusOverview:
+        """Summarise the corpus: articles, passages, outlets, publish dates and the last ingest."""
+        articles, undated, earliest, latest, last = self.db.execute(
+            "SELECT count(*), sum(published_at IS NULL), min(published_at), max(published_at), "
+            "max(ingested_at) FROM articles"
+        ).fetchone()
+        outlets = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT DISTINCT outlet FROM articles WHERE outlet IS NOT NULL ORDER BY outlet"
+            )
+        ]
+        passages = self.db.execute("SELECT count(*) FROM passages").fetchone()[0]
+        return CorpusOverview(articles, passages, outlets, earliest, latest, undated or 0, last)
 
     def count_passages(self) -> int:
         """Return how many passages the vector store holds."""
@@ -381,13 +414,14 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     # Searching
 
@@ -422,7 +456,20 @@ class Store:
             return []
         match = " OR ".join('"' + term.replace('"', "") + '"' for term in terms)
         clauses, params = (where or PassageFilter()).for_sql()
-        rows = self.db.execute(
+        with self._lock:
+            rows = self._keyword_rows(match, clauses, params, k)
+        return [
+            PassageHit(
+                row[0],
+                row[1],
+                float(row[2]),
+                {key: v for key, v in zip(_HIT_KEYS, row[3:], strict=True) if v is not None},
+            )
+            for row in rows
+        ]
+
+    def _keyword_rows(self, match: str, clauses: str, params: list[Any], k: int) -> list[tuple[Any, ...]]:
+        return self.db.execute(
             f"""SELECT p.chunk_id, p.text, -bm25(passages_fts) AS score, p.chunk_index, p.start, p.end,
                        a.article_id, a.title, a.outlet, a.author, a.url, a.published_at, a.published_ts,
                        a.content_hash
@@ -432,16 +479,6 @@ class Store:
                 ORDER BY bm25(passages_fts) LIMIT ?""",
             (match, *params, k),
         ).fetchall()
-        keys = _HIT_KEYS
-        return [
-            PassageHit(
-                row[0],
-                row[1],
-                float(row[2]),
-                {key: v for key, v in zip(keys, row[3:], strict=True) if v is not None},
-            )
-            for row in rows
-        ]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,19 +119,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for_http(url: str, process: subprocess.Popen[bytes], *, what: str, seconds: float = 60) -> None:
-    """Wait until a server started by a test answers at url; fail if it dies or takes too long."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"{what} did not start") from None
-            time.sleep(0.3)
 
 
 def write_articles(folder: Path, count: int, *, paragraphs: int = 3, prefix: str = "story") -> list[Path]:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEEDS, free_port, wait_for_http
+from conftest import SEEDS, free_port
 from rag.answer import ChatAnswerer
 from rag.config import Settings
+from rag.serve import wait_until_up
 from test_answer import answer
 
 pytestmark = pytest.mark.slow
@@ -58,7 +59,7 @@ def llama_server() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", process, what="the llama.cpp server", seconds=120)
+        wait_until_up(f"http://127.0.0.1:{port}/health", process, what="the llama.cpp server", seconds=120)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         process.kill()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SEEDS, free_port, wait_for_http, write_articles
+from conftest import ROOT, SEEDS, free_port, write_articles
+from rag.serve import wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +58,7 @@ def chroma_server(tmp_path: Path) -> Iterator[dict[str, str]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", process, what="chroma run")
+        wait_until_up(f"http://127.0.0.1:{port}/api/v2/heartbeat", process, what="chroma run")
         yield {
             "CHROMA_HOST": "127.0.0.1",
             "CHROMA_PORT": str(port),

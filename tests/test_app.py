@@ -1,0 +1,108 @@
+"""The Streamlit app as a reader uses it, through Streamlit's AppTest: ask, follow up, ingest, upload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, SEEDS
+
+HOSTILE = (
+    "---\ntitle: Council ![x](http://example.invalid/t.png) vote\noutlet: Town <b>Crier</b>\n"
+    "published: 2024-05-02\nurl: javascript:alert(1)\n---\n"
+    "The town council voted to rebuild the old harbour wall on Tuesday. "
+    "<script>document.title='pwned'</script> <img src=x onerror=alert(1)> "
+    "![x](http://example.invalid/t.png) [click](javascript:alert(1)) "
+    "The harbour wall rebuilding will start in June.\n"
+)
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ingest) -> AppTest:
+    """The app on a store holding the seed article, with an empty corpus folder of its own."""
+    monkeypatch.setenv("NEWSDESK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NEWSDESK_CORPUS_DIR", str(tmp_path / "corpus"))
+    (tmp_path / "corpus").mkdir()
+    ingest(SEEDS)
+    test = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    test.run()
+    assert not test.exception
+    return test
+
+
+def ask(app: AppTest, question: str) -> None:
+    app.chat_input[0].set_value(question).run()
+    assert not app.exception, app.exception
+
+
+def last_answer(app: AppTest) -> str:
+    return app.chat_message[-1].markdown[0].value
+
+
+def test_seed_question_streams_a_cited_answer_with_its_source_card(app: AppTest) -> None:
+    ask(app, "Which country will join the Abraham Accords?")
+    answer = last_answer(app)
+    assert "Kazakhstan" in answer and r"\[1\]" in answer
+    (card,) = app.chat_message[-1].expander
+    assert card.label.startswith("[1] No headline · unknown outlet · date unknown")
+    passage = card.get("html")[0].proto.body
+    assert "<mark>" in passage and "Kazakhstan will be joining the Abraham Accords" in passage
+    assert "Answered by: offline extractive" in [c.value for c in app.chat_message[-1].caption]
+
+
+def test_unrelated_question_says_the_sources_do_not_say(app: AppTest) -> None:
+    ask(app, "Who won the 2018 World Cup?")
+    assert "The sources don't say" in last_answer(app)
+    assert len(app.chat_message[-1].expander) == 0
+
+
+def test_follow_up_uses_the_conversation(app: AppTest) -> None:
+    ask(app, "Which country will join the Abraham Accords?")
+    ask(app, "And what did Saudi Arabia say?")
+    assert len(app.chat_message) == 4
+    assert "Saudi Arabia" in last_answer(app)
+    assert "Kazakhstan" in app.chat_message[1].markdown[0].value, "the first answer stays in the history"
+
+
+def test_sidebar_ingest_shows_its_summary_and_the_article_becomes_answerable(
+    app: AppTest, tmp_path: Path
+) -> None:
+    (tmp_path / "corpus" / "ferry.md").write_text(
+        "---\ntitle: Ferry strike ends\noutlet: Harbor Times\npublished: 2024-04-01\n---\n"
+        "The ferry workers' strike ended after the union accepted a new pay offer.\n"
+    )
+    app.sidebar.button[0].click().run()
+    assert not app.exception
+    summary = " ".join(t.value for t in app.sidebar.text)
+    assert "1 new, 0 changed" in summary
+    ask(app, "Why did the ferry strike end?")
+    assert "pay offer" in last_answer(app)
+
+
+def test_uploaded_article_is_saved_and_answerable(app: AppTest, tmp_path: Path) -> None:
+    content = b"Lighthouse reopens\n\nThe old lighthouse reopened after a storm damaged its lamp.\n"
+    app.sidebar.file_uploader[0].set_value(("lighthouse.txt", content, "text/plain")).run()
+    assert not app.exception
+    assert (tmp_path / "corpus" / "uploads" / "lighthouse.txt").read_bytes() == content
+    assert "1 new" in " ".join(t.value for t in app.sidebar.text)
+    ask(app, "What happened to the old lighthouse?")
+    assert "damaged its lamp" in last_answer(app)
+
+
+def test_hostile_article_renders_as_plain_text(app: AppTest, tmp_path: Path) -> None:
+    (tmp_path / "corpus" / "hostile.md").write_text(HOSTILE)
+    app.sidebar.button[0].click().run()
+    ask(app, "When will the harbour wall rebuilding start?")
+    message = app.chat_message[-1]
+    answer = last_answer(app)
+    assert "June" in answer
+    (card,) = message.expander
+    body = card.get("html")[0].proto.body
+    for active in ("<script", "<img", "<b>", "href="):
+        assert active not in body, active
+    assert "&lt;script&gt;" in body and "&lt;img src=x onerror=alert(1)&gt;" in body
+    assert "![x](http://example.invalid/t.png)" in body  # shown as written, not as an image
+    assert r"\!\[x\]" in card.label, "a Markdown image in a headline must not render"
+    assert "<b>" not in card.label and len(card.get("link_button")) == 0, "only http(s) article links"

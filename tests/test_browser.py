@@ -1,0 +1,120 @@
+"""The served app in a real browser: Debian's chromium driven by Playwright, as a reader would use it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SEEDS, free_port
+from rag.serve import wait_until_up
+from test_app import HOSTILE
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+# Without these, chromium reaches for Google's services at start-up; this machine has no network for them.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m rag serve` on free ports, with the seed article and a hostile one in its corpus."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
+    root = tmp_path_factory.mktemp("served")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEEDS / "000_c957ac075bc0a49a.txt", corpus)
+    (corpus / "hostile.md").write_text(HOSTILE)
+    port, chroma_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "NEWSDESK_DATA_DIR": str(root / "data"),
+        "NEWSDESK_CORPUS_DIR": str(corpus),
+    }
+    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CHROMA_HOST", "CHROMA_PORT"):
+        env.pop(key, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag", "serve", "--port", str(port), "--chroma-port", str(chroma_port)],
+        env=env,
+        cwd=root,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/_stcore/health", process, what="the app", seconds=180)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@pytest.fixture
+def page(served_app: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.requests = []  # type: ignore[attr-defined]
+        page.dialogs = []  # type: ignore[attr-defined]
+        page.on("request", lambda request: page.requests.append(request.url))  # type: ignore[attr-defined]
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))  # type: ignore[attr-defined]
+        page.goto(served_app)
+        yield page
+        browser.close()
+
+
+def ask(page, question: str):  # type: ignore[no-untyped-def]
+    """Type a question, press Enter, and wait for the streamed answer's sources."""
+    box = page.get_by_placeholder("Ask about the news")
+    box.wait_for(timeout=60_000)
+    box.fill(question)
+    box.press("Enter")
+    page.get_by_text("Answered by: offline extractive").last.wait_for(timeout=90_000)
+    return page.get_by_test_id("stChatMessage").last
+
+
+def test_question_in_the_browser_gets_a_cited_answer_and_a_source_card(page) -> None:  # type: ignore[no-untyped-def]
+    answer = ask(page, "Which country will join the Abraham Accords?")
+    text = answer.inner_text()
+    assert "Kazakhstan" in text and "[1]" in text
+
+    answer.get_by_text("[1] No headline").click()
+    passage = answer.locator(".newsdesk-passage")
+    passage.wait_for(timeout=10_000)
+    assert "Kazakhstan will be joining the Abraham Accords" in passage.inner_text()
+    assert passage.locator("mark").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "answer.png"), full_page=True)
+
+
+def test_hostile_article_loads_nothing_and_runs_nothing(page) -> None:  # type: ignore[no-untyped-def]
+    answer = ask(page, "When will the harbour wall rebuilding start?")
+    answer.get_by_text("[1] Council").click()
+    passage = answer.locator(".newsdesk-passage")
+    passage.wait_for(timeout=10_000)
+    page.wait_for_timeout(1_000)  # give any injected image or script the time to act
+
+    assert "<script>" in passage.inner_text() and "onerror" in passage.inner_text()
+    assert passage.locator("script, img, a").count() == 0
+    assert answer.locator('a[href*="example.invalid"], a[href^="javascript"], img').count() == 0
+    assert not [url for url in page.requests if "example.invalid" in url]
+    assert page.dialogs == [] and page.evaluate("document.title") != "pwned"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "hostile.png"), full_page=True)
