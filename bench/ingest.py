@@ -110,7 +110,7 @@ def phase_tutorial(sample: Path, data_dir: Path) -> dict[str, float]:
         documents,
         storage_context=storage,
         embed_model=embedding_model_for(config),
-        transformations=[make_splitter(config)],
+        transformations=[make_splitter(config).sentence_splitter],
     )
     return {
         "seconds": time.perf_counter() - started,
