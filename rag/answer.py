@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -179,6 +179,14 @@ class ExtractiveAnswerer:
         return f"{question} ({' '.join(carried)})" if carried else question
 
 
+def without_instructions(passage: Passage) -> Passage:
+    """Drop the sentences of a passage that are written to steer a language model."""
+    kept = [
+        passage.text[a:b] for a, b in sentences(passage.text) if not _INSTRUCTION.search(passage.text[a:b])
+    ]
+    return passage if len(kept) == len(sentences(passage.text)) else replace(passage, text=" ".join(kept))
+
+
 def _is_follow_up(question: str) -> bool:
     return bool(_FOLLOW_UP.search(question.strip())) or len(content_terms(question)) <= 2
 
@@ -207,9 +215,11 @@ class ChatAnswerer:
             yield TextDelta(NO_ANSWER)
             yield Sources([], 0, self.mode)
             return
+        # Article text is fenced as data in the prompt; sentences that give orders are not sent at all.
+        sent = [without_instructions(p) for p in passages]
         stream = self.client.chat.completions.create(
             model=self.model,
-            messages=answer_messages(question, passages, today=as_of),  # type: ignore[arg-type]
+            messages=answer_messages(question, sent, today=as_of),  # type: ignore[arg-type]
             stream=True,
             temperature=0,
         )
