@@ -428,13 +428,26 @@ class Store:
     def vector_search(
         self, vector: Sequence[float], *, k: int, where: PassageFilter | None = None
     ) -> list[PassageHit]:
-        """Return the k passages nearest to a query vector, best first (score: cosine similarity)."""
+        """Return the k passages nearest to a query vector, best first (score: cosine similarity).
+
+        A filtered Chroma query costs about three unfiltered ones here, and most filters (as_of above all)
+        drop few passages: so search without the filter and apply it to twice the hits, and ask Chroma to
+        filter only when that leaves too few.
+        """
         if self.collection.count() == 0:
             return []
+        hits = [
+            h for h in self._nearest(vector, k=2 * k, where=None) if not where or where.matches(h.metadata)
+        ]
+        if where and len(hits) < k and where.for_chroma():
+            hits = self._nearest(vector, k=k, where=where.for_chroma())
+        return hits[:k]
+
+    def _nearest(self, vector: Sequence[float], *, k: int, where: dict[str, Any] | None) -> list[PassageHit]:
         result = self.collection.query(
             query_embeddings=[list(vector)],
             n_results=k,
-            where=where.for_chroma() if where else None,
+            where=where,
             include=["documents", "metadatas", "distances"],
         )
         return [
@@ -493,6 +506,17 @@ class PassageFilter:
     since: float | None = None
     until: float | None = None
     as_of: float | None = None
+
+    def matches(self, metadata: dict[str, Any]) -> bool:
+        """Whether a passage with this Chroma metadata passes the filter (the same rules as for_chroma)."""
+        published = metadata.get("published_ts", UNKNOWN_TS)
+        known = published > UNKNOWN_TS
+        return (
+            (not self.outlets or metadata.get("outlet") in self.outlets)
+            and (self.since is None or (known and published >= self.since))
+            and (self.until is None or (known and published <= self.until))
+            and (self.as_of is None or published <= self.as_of)
+        )
 
     def for_chroma(self) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []

@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """`python -m rag serve` on free ports, with the seed article and a hostile one in its corpus."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
@@ -58,14 +58,15 @@ def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/_stcore/health", process, what="the app", seconds=180)
-        yield f"http://127.0.0.1:{port}"
+        # What another terminal needs to share the store with the running app.
+        yield f"http://127.0.0.1:{port}", {**env, "CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": str(chroma_port)}
     finally:
         process.terminate()
         process.wait(timeout=60)
 
 
 @pytest.fixture
-def page(served_app: str) -> Iterator[object]:
+def page(served_app: tuple[str, dict[str, str]]) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -75,7 +76,7 @@ def page(served_app: str) -> Iterator[object]:
         page.dialogs = []  # type: ignore[attr-defined]
         page.on("request", lambda request: page.requests.append(request.url))  # type: ignore[attr-defined]
         page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))  # type: ignore[attr-defined]
-        page.goto(served_app)
+        page.goto(served_app[0])
         yield page
         browser.close()
 
@@ -118,3 +119,22 @@ def test_hostile_article_loads_nothing_and_runs_nothing(page) -> None:  # type: 
     assert page.dialogs == [] and page.evaluate("document.title") != "pwned"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "hostile.png"), full_page=True)
+
+
+def test_ingest_from_another_terminal_while_the_app_runs(page, served_app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "later"
+    folder.mkdir()
+    (folder / "tram.md").write_text(
+        "---\ntitle: Night trams return\noutlet: Harbor Times\npublished: 2024-06-01\n---\n"
+        "Night trams will run again from July after the city hired forty new drivers.\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "ingest", str(folder)],
+        env=served_app[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = ask(page, "When will the night trams run again?")
+    assert "forty new drivers" in answer.inner_text()
