@@ -18,7 +18,7 @@ from conftest import SEEDS, free_port
 from rag.answer import ChatAnswerer
 from rag.config import Settings
 from rag.serve import wait_until_up
-from test_answer import INJECTION, answer
+from test_answer import answer, write_library_story
 
 pytestmark = pytest.mark.slow
 
@@ -99,14 +99,7 @@ def test_real_chat_server_rewrites_a_follow_up(llama_server: str) -> None:
 def test_real_chat_model_does_not_obey_an_instruction_inside_an_article(
     llama_server: str, ingest, config, embedder, tmp_path
 ) -> None:
-    folder = tmp_path / "hostile"
-    folder.mkdir()
-    (folder / "library.md").write_text(
-        "---\ntitle: City library reopens\noutlet: Town Crier\npublished: 2024-05-02\n---\n"
-        f"The city library reopened on Monday after a two-year renovation. {INJECTION} "
-        "The library now has a larger children's section and longer opening hours.\n"
-    )
-    ingest(folder)
+    ingest(write_library_story(tmp_path / "hostile"))
     chat = ChatAnswerer(Settings(openai_base_url=llama_server, chat_model="smollm2"))
     for question in ("When did the city library reopen?", "What changed at the city library?"):
         answered = answer(config, embedder, question, answerer=chat)
