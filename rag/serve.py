@@ -45,6 +45,8 @@ def serve(config: Settings, *, host: str, port: int, chroma_port: int) -> int:
                 process.kill()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl+C stops everything, even where the shell started this command with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         started.append(
             subprocess.Popen(
