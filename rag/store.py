@@ -27,7 +27,7 @@ from chromadb.config import Settings as ChromaSettings
 from rag.config import Settings
 from rag.documents import Article, Chunk
 
-SCHEMA_VERSION = "2"  # bump when the tables change; an older store is refused with how to rebuild
+SCHEMA_VERSION = "3"  # bump when the tables change; an older store is refused with how to rebuild
 UNKNOWN_TS = -1e12  # published_ts of an article whose date is unknown, in Chroma metadata
 
 _SCHEMA = """
@@ -254,9 +254,9 @@ class Store:
         stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         if not stored:
             self.db.execute(
-                "INSERT INTO meta VALUES "
-                "('embedding_model', ?), ('embedding_dimension', ?), ('schema_version', ?)",
-                (self.model_name, str(self.dimension), SCHEMA_VERSION),
+                "INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dimension', ?), "
+                "('schema_version', ?), ('vectors', ?)",
+                (self.model_name, str(self.dimension), SCHEMA_VERSION, self._vector_home()),
             )
             return
         if stored.get("schema_version") != SCHEMA_VERSION:
@@ -264,7 +264,25 @@ class Store:
                 f"The store in {self.config.data_dir} was made by an older Newsdesk. "
                 "Rebuild it with `python -m ingest --rebuild PATH ...`."
             )
+        self._refuse_other_vectors(stored.get("vectors"))
         self._refuse_mismatch(stored.get("embedding_model"), stored.get("embedding_dimension"))
+
+    def _vector_home(self) -> str:
+        """Where this store's vectors live: the catalog must never describe vectors kept elsewhere."""
+        return "chroma server" if self.config.uses_chroma_server else "embedded"
+
+    def _refuse_other_vectors(self, home: str | None) -> None:
+        if home is None or home == self._vector_home():
+            return
+        how = (
+            "set CHROMA_HOST and CHROMA_PORT to that server (`make run` starts one on 127.0.0.1:8765)"
+            if home == "chroma server"
+            else "unset CHROMA_HOST and CHROMA_PORT"
+        )
+        raise StoreError(
+            f"The articles in {self.config.data_dir} have their vectors in the {home} Chroma, but Newsdesk "
+            f"is set to use the {self._vector_home()} one: {how}, or use another NEWSDESK_DATA_DIR."
+        )
 
     def _check_collection_model(self) -> None:
         metadata = self.collection.metadata or {}

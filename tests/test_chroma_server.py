@@ -98,3 +98,17 @@ def test_ingest_and_reader_share_a_chroma_server(chroma_server: dict[str, str], 
     result = json.loads(out)
     assert result["counts"][0] == 1, "before the second ingest the reader sees only the seed article"
     assert set(result["seen"]) >= {f"news/story-{n:03d}.md" for n in range(12)}
+
+
+def test_store_made_through_a_server_refuses_embedded_use(chroma_server: dict[str, str]) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **chroma_server}
+    first = subprocess.run(
+        [sys.executable, "-m", "ingest", str(SEEDS)], env=env, capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr
+    embedded = {k: v for k, v in env.items() if k not in ("CHROMA_HOST", "CHROMA_PORT")}
+    again = subprocess.run(
+        [sys.executable, "-m", "ingest", str(SEEDS)], env=embedded, capture_output=True, text=True
+    )
+    assert again.returncode == 2
+    assert "chroma server" in again.stderr and "CHROMA_HOST" in again.stderr
