@@ -64,6 +64,11 @@ FOOTER_PATTERNS = (
 )
 FOOTER_LINE = re.compile(r"\W*(" + "|".join(FOOTER_PATTERNS) + r")\W*", re.IGNORECASE)
 AD_LINE = re.compile(r"\W*advertisement\W*", re.IGNORECASE)  # dropped anywhere in the text
+# A video player's ad-feedback form, captured with the page: dropped anywhere in the text.
+AD_FEEDBACK = re.compile(
+    r"(?:\d+\.\s*)?How relevant is this ad to you\?(?:\s*Video player was slow to load content[^\n]*)?",
+    re.IGNORECASE,
+)
 BLANK_RUN = re.compile(r"\n{3,}")
 # Only to decode a page's bytes; its metadata is trafilatura's to find.
 HTML_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
@@ -94,6 +99,7 @@ def read_articles(source: SourceFile, *, config: Settings) -> Iterator[Article |
 def normalize_text(text: str) -> str:
     """Normalize Unicode, line ends and blank lines, and drop web-page boilerplate lines."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = AD_FEEDBACK.sub("", text)
     lines = [line.rstrip() for line in text.split("\n") if not AD_LINE.fullmatch(line.strip())]
     while lines and (not lines[-1] or _is_footer(lines[-1])):
         lines.pop()
@@ -336,6 +342,11 @@ def _record_article(
         return Failure(source, f"the record is a JSON {type(record).__name__}, not an object")
     text = _pick(record, TEXT_FIELDS)
     body = normalize_text(text) if isinstance(text, str) else ""
+    title = _as_text(_pick(record, TITLE_FIELDS))
+    if not body and isinstance(text, str) and text.strip() and title:
+        # A page captured without its story (a video page, say) still reports its headline.
+        body = title
+        warnings = (*warnings, "the text was only web-page boilerplate; stored the headline alone")
     if not body:
         return Failure(source, f"record has no text (looked for {', '.join(TEXT_FIELDS)})")
     url = _web_url(_pick(record, URL_FIELDS))
@@ -343,7 +354,7 @@ def _record_article(
         article_id=_as_text(_pick(record, ID_FIELDS)) or url or fallback_id,
         text=body,
         source=source,
-        title=_as_text(_pick(record, TITLE_FIELDS)),
+        title=title,
         outlet=_as_text(_pick(record, OUTLET_FIELDS)) or _outlet_from_url(url),
         author=_as_text(_pick(record, AUTHOR_FIELDS)),
         url=url,

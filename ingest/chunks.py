@@ -79,6 +79,15 @@ def split_article(article: Article, splitter: PassageSplitter) -> list[Chunk]:
     return chunks
 
 
+def embedding_text(article: Article, chunk: Chunk) -> str:
+    """The text embedded for a passage: its article's headline, then the passage.
+
+    A passage deep in an article rarely repeats what the story is about; the headline says it, and for a
+    page whose body is only a video player it is all there is.
+    """
+    return f"{article.title}\n\n{chunk.text}" if article.title else chunk.text
+
+
 def _locate(text: str, piece: str, cursor: int) -> int:
     """Find where a passage starts; the splitter keeps text verbatim, so a search suffices."""
     found = text.find(piece, cursor)

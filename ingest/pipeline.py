@@ -10,7 +10,7 @@ from pathlib import Path
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from ingest.articles import Failure, read_articles
-from ingest.chunks import make_splitter, split_article
+from ingest.chunks import embedding_text, make_splitter, split_article
 from ingest.plan import Plan, plan_run
 from ingest.sources import SourceFile, discover_files
 from rag.config import Settings
@@ -132,7 +132,7 @@ def _embed_and_write(
     done = 0
     bar = _progress_bar(total)
     for articles in _groups(plan.to_embed, pieces, size=group):
-        texts = [chunk.text for article in articles for chunk in pieces[article.article_id]]
+        texts = [embedding_text(a, chunk) for a in articles for chunk in pieces[a.article_id]]
         vectors: list[list[float]] = [[] for _ in texts]
         for batch in _length_sorted_batches(texts):
             embedded = model.get_text_embedding_batch([texts[i] for i in batch])

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
 
 MAX_SENTENCES = 3
-MIN_COVERAGE = 0.5  # share of the question's (weighted) words a sentence must contain to answer it
+KEEP_WITHIN = 0.7  # sentences scoring at least this share of the best one are quoted too
+RANK_WEIGHT = 0.5  # how much the passage's retrieval score (dates included) adds to a sentence's coverage
+# Bonus for a sentence naming things the question does not (names, numbers): what a question asks for is
+# what it lacks, so a sentence that only restates the question answers nothing.
+NEW_FACT_BONUS = 0.2
+_NAME_OR_NUMBER = re.compile(r"(?<![.!?]\s)(?<!^)\b(?:[A-Z][\w’'.-]*|\$?\d[\d,.%]*)")
+MIN_COVERAGE = 0.3  # share of the question's (weighted) words a passage must contain to answer from it
+MIN_SENTENCE_COVERAGE = 0.15  # share a sentence quoted from that passage must contain
 # A sentence ends at . ! or ? (and any closing quote) before a space and a capital, digit or quote,
 # or at a line break.
 _BOUNDARY = re.compile(r"[.!?]+[\"'”’)]*\s+(?=[A-Z0-9\"“‘'(])|\s*\n\s*")
@@ -157,19 +164,33 @@ class ExtractiveAnswerer:
             for number, passage in enumerate(passages, start=1)
             for span in sentences(passage.text)
             if not _INSTRUCTION.search(passage.text[span[0] : span[1]])
+            and not passage.text[span[0] : span[1]].endswith("?")  # a question answers nothing
         ]
         weight = _term_weights(wanted, [stems for _, _, stems in candidates])
         total = sum(weight.values())
+
+        def coverage(stems: set[str]) -> float:
+            return sum(weight[t] for t in wanted & stems) / total
+
+        found: dict[int, set[str]] = {}
+        for number, _, stems in candidates:
+            found.setdefault(number, set()).update(stems)
+        supported = {number for number, stems in found.items() if coverage(stems) >= MIN_COVERAGE}
         top = max(p.score for p in passages) or 1.0
         scored = []
         for number, span, stems in candidates:
-            coverage = sum(weight[t] for t in wanted & stems) / total
-            if coverage >= MIN_COVERAGE:
-                # Coverage decides; the passage's retrieval rank (dates included) breaks near-ties.
-                scored.append((coverage + 0.3 * passages[number - 1].score / top, number, span))
+            if number in supported and (covered := coverage(stems)) >= MIN_SENTENCE_COVERAGE:
+                # Coverage decides; new names or numbers and the passage's retrieval rank (dates included)
+                # weigh in, so the answering sentence of the best story wins over a restatement.
+                text = passages[number - 1].text[span[0] : span[1]]
+                bonus = NEW_FACT_BONUS * min(_new_facts(text, wanted) / 2, 1.0)
+                rank = RANK_WEIGHT * passages[number - 1].score / top
+                scored.append((covered + bonus + rank, number, span))
         scored.sort(key=lambda item: item[0], reverse=True)
         best = scored[0][0] if scored else 0.0
-        return [(number, span) for score, number, span in scored[:MAX_SENTENCES] if score >= 0.9 * best]
+        return [
+            (number, span) for score, number, span in scored[:MAX_SENTENCES] if score >= KEEP_WITHIN * best
+        ]
 
     def standalone_question(self, question: str, history: Sequence[str]) -> str:
         """Carry the earlier question's subject into a follow-up that leans on it."""
@@ -177,6 +198,12 @@ class ExtractiveAnswerer:
             return question
         carried = [t for t in content_terms(history[-1]) if t not in content_terms(question)]
         return f"{question} ({' '.join(carried)})" if carried else question
+
+
+def _new_facts(sentence: str, wanted: set[str]) -> int:
+    """Count the names and numbers in a sentence that the question does not mention."""
+    tokens = (token.lower().strip(".,") for token in _NAME_OR_NUMBER.findall(sentence))
+    return sum(1 for token in tokens if _stem(token) not in wanted)
 
 
 def without_instructions(passage: Passage) -> Passage:

@@ -18,6 +18,10 @@ CANDIDATES = 40  # hits taken from each search before fusion
 PER_ARTICLE = 2  # passages one article may contribute, so one story cannot fill the context
 # How a question's time words weigh a passage: in the period, outside it, or of unknown date.
 IN_PERIOD, OUT_OF_PERIOD, UNKNOWN_DATE = 1.0, 0.3, 0.6
+# Without a named period, recent news weighs more: the weight falls from 1 towards RECENT_FLOOR, halving
+# every RECENT_HALF_LIFE days, or every LATEST_HALF_LIFE days when the question asks for the latest.
+RECENT_HALF_LIFE, LATEST_HALF_LIFE, RECENT_FLOOR = 30.0, 7.0, 0.5
+UNDATED_AGE = 90  # days an undated article counts as old when recency matters
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
 STOPWORDS = frozenset(
@@ -129,18 +133,19 @@ def _passage(hit: PassageHit, score: float, similarity: float | None) -> Passage
 
 
 def _weigh(passage: Passage, frame: TimeFrame, as_of: date) -> Passage:
-    """Favour passages from the period the question names, or recent ones when it asks for the latest."""
+    """Favour passages from the period the question names, else recent ones (more so for "the latest")."""
     published = passage.published_date
     if frame.is_range:
         factor = (
             UNKNOWN_DATE if published is None else IN_PERIOD if frame.contains(published) else OUT_OF_PERIOD
         )
-    elif frame.prefer_recent:
-        # Half-life of a month; an undated article counts as three months old.
-        age = (as_of - published).days if published else 90
-        factor = 0.5 + 0.5 * math.exp(-max(age, 0) / 30 * math.log(2))
     else:
-        factor = 1.0
+        # A news question that names no period asks about the news of the day ("latest" or not): the
+        # recent weighs more, the old still counts, an undated article counts as UNDATED_AGE days old.
+        age = (as_of - published).days if published else UNDATED_AGE
+        half_life = LATEST_HALF_LIFE if frame.prefer_recent else RECENT_HALF_LIFE
+        decay = math.exp(-max(age, 0) / half_life * math.log(2))
+        factor = RECENT_FLOOR + (1 - RECENT_FLOOR) * decay
     return replace(passage, score=passage.score * factor)
 
 

@@ -27,7 +27,8 @@ from chromadb.config import Settings as ChromaSettings
 from rag.config import Settings
 from rag.documents import Article, Chunk
 
-SCHEMA_VERSION = "3"  # bump when the tables change; an older store is refused with how to rebuild
+SCHEMA_VERSION = "4"  # bump when the tables change; an older store is refused with how to rebuild
+TITLE_WEIGHT = 1.0  # BM25 weight of a passage's headline against its text (1.0)
 UNKNOWN_TS = -1e12  # published_ts of an article whose date is unknown, in Chroma metadata
 
 _SCHEMA = """
@@ -50,17 +51,19 @@ CREATE TABLE IF NOT EXISTS passages (
     chunk_index INTEGER NOT NULL,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
+    title TEXT,
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(
-    text, content='passages', content_rowid='rowid', tokenize='porter unicode61'
+    title, text, content='passages', content_rowid='rowid', tokenize='porter unicode61'
 );
 CREATE TRIGGER IF NOT EXISTS passages_ai AFTER INSERT ON passages BEGIN
-    INSERT INTO passages_fts(rowid, text) VALUES (new.rowid, new.text);
+    INSERT INTO passages_fts(rowid, title, text) VALUES (new.rowid, new.title, new.text);
 END;
 CREATE TRIGGER IF NOT EXISTS passages_ad AFTER DELETE ON passages BEGIN
-    INSERT INTO passages_fts(passages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    INSERT INTO passages_fts(passages_fts, rowid, title, text)
+    VALUES ('delete', old.rowid, old.title, old.text);
 END;
 CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY);
 """
@@ -365,9 +368,12 @@ class Store:
                 self._delete_rows(item.article.article_id)
                 self._insert_article(item.article, len(item.chunks), duplicate_of=None)
                 self.db.executemany(
-                    "INSERT INTO passages (chunk_id, article_id, chunk_index, start, end, text) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(c.chunk_id, c.article_id, c.index, c.start, c.end, c.text) for c in item.chunks],
+                    "INSERT INTO passages (chunk_id, article_id, chunk_index, start, end, title, text) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (c.chunk_id, c.article_id, c.index, c.start, c.end, item.article.title, c.text)
+                        for c in item.chunks
+                    ],
                 )
             self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
 
@@ -501,14 +507,15 @@ class Store:
 
     def _keyword_rows(self, match: str, clauses: str, params: list[Any], k: int) -> list[tuple[Any, ...]]:
         return self.db.execute(
-            f"""SELECT p.chunk_id, p.text, -bm25(passages_fts) AS score, p.chunk_index, p.start, p.end,
+            f"""SELECT p.chunk_id, p.text, -bm25(passages_fts, ?, 1.0) AS score,
+                       p.chunk_index, p.start, p.end,
                        a.article_id, a.title, a.outlet, a.author, a.url, a.published_at, a.published_ts,
                        a.content_hash
                 FROM passages_fts JOIN passages p ON p.rowid = passages_fts.rowid
                 JOIN articles a ON a.article_id = p.article_id
                 WHERE passages_fts MATCH ? {clauses}
-                ORDER BY bm25(passages_fts) LIMIT ?""",
-            (match, *params, k),
+                ORDER BY score DESC LIMIT ?""",
+            (TITLE_WEIGHT, match, *params, k),
         ).fetchall()
 
 

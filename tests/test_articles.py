@@ -241,6 +241,35 @@ def test_jsonl_with_realtimeqa_fields(tmp_path: Path) -> None:
     assert article.text.startswith("New York CNN Business —\n\nSpirit and Frontier")
 
 
+AD_FORM = (
+    "1. How relevant is this ad to you?\n\nVideo player was slow to load content Video content never loaded "
+    "Ad froze or did not finish loading Other issues"
+)
+
+
+def test_video_page_with_only_an_ad_form_is_stored_as_its_headline(tmp_path: Path) -> None:
+    records = [
+        {"doc_id": f"https://news.example/{n}", "title": title, "text": AD_FORM}
+        for n, title in enumerate(["Walmart cuts clothing prices", "Sprite drops its green bottle"])
+    ]
+    records.append(
+        {"doc_id": "https://news.example/story", "text": f"The council met.\n\n{AD_FORM}\n\nIt voted."}
+    )
+    records.append(
+        {"doc_id": "https://news.example/nothing", "text": AD_FORM}
+    )  # no headline: nothing to keep
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+    walmart, sprite, story, nothing = read(tmp_path)
+
+    assert isinstance(walmart, Article) and isinstance(sprite, Article)
+    # each keeps its own headline as text, so they are not duplicates of one another
+    assert walmart.text == "Walmart cuts clothing prices" and sprite.text == "Sprite drops its green bottle"
+    assert "headline alone" in walmart.warnings[0]
+    assert isinstance(story, Article) and story.text == "The council met.\n\nIt voted."
+    assert isinstance(nothing, Failure) and "no text" in nothing.reason
+
+
 def test_json_list_with_field_synonyms(tmp_path: Path) -> None:
     plain = {"content": "A record with text and nothing else, not even a link."}
     (tmp_path / "feed.json").write_text(json.dumps([SYNONYM_RECORD, plain]), encoding="utf-8")
