@@ -129,6 +129,47 @@ def test_this_week_prefers_that_weeks_article_and_never_cites_the_future(
     assert later.turn.retrieval.passages[0].published_at.startswith("2024-03-20")
 
 
+def test_without_a_named_period_the_newer_report_comes_first(ingest, config, embedder, tmp_path) -> None:
+    folder = tmp_path / "fares"
+    folder.mkdir()
+    reports = {
+        # the older report matches the question's words more often; only its age should put it second
+        "2024-01-10": "The transit board set the bus fare at 2 dollars. The transit board said the bus fare "
+        "set by the board would hold all year.",
+        "2024-05-10": "The transit board set the bus fare at 3 dollars for adults from June.",
+    }
+    for day, text in reports.items():
+        (folder / f"fare-{day}.md").write_text(
+            f"---\ntitle: Bus fare decision\noutlet: Metro News\npublished: {day}\n---\n{text}\n"
+        )
+    ingest(folder)
+
+    answered = answer(
+        config, embedder, "What is the bus fare set by the transit board?", as_of=date(2024, 5, 20)
+    )
+
+    assert answered.turn.retrieval.passages[0].published_at.startswith("2024-05-10")
+    assert answered.text.startswith("The transit board set the bus fare at 3 dollars")
+    # the older report is weighed down, not dropped
+    assert {p.published_at[:10] for p in answered.turn.retrieval.passages} == {"2024-01-10", "2024-05-10"}
+
+
+def test_a_story_is_found_by_words_only_its_headline_has(ingest, config, embedder, tmp_path) -> None:
+    folder = tmp_path / "news"
+    write_bridge_stories(folder)
+    (folder / "zoo.md").write_text(
+        "---\ntitle: Panda cub born at Riverside Zoo\noutlet: Harbor Times\npublished: 2024-03-01\n---\n"
+        "Keepers said mother and cub were doing well and visitors could see them from April.\n"
+    )
+    ingest(folder)
+    with open_store(config) as store:
+        hits = store.keyword_search(["panda"], k=5)
+
+    assert [hit.metadata["title"] for hit in hits] == ["Panda cub born at Riverside Zoo"]
+    answered = answer(config, embedder, "Where was the panda cub born?", as_of=date(2024, 3, 15))
+    assert answered.turn.retrieval.passages[0].title == "Panda cub born at Riverside Zoo"
+
+
 def test_explicit_range_and_outlet_filters(ingest, config, embedder, tmp_path) -> None:
     write_bridge_stories(tmp_path / "bridge")
     ingest(tmp_path / "bridge", SEEDS)
