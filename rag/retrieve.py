@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 
@@ -93,8 +94,13 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding) -> Retrieva
         until=_day_end(query.until) if query.until else None,
         as_of=_day_end(query.as_of),
     )
-    vector_hits = store.vector_search(embedder.get_query_embedding(query.question), k=CANDIDATES, where=where)
-    keyword_hits = store.keyword_search(content_terms(query.question), k=CANDIDATES, where=where)
+    # The keyword search runs in SQLite while the question is embedded and Chroma searched: both release
+    # the interpreter, so on two cores the two searches cost about the slower one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        keywords = pool.submit(store.keyword_search, content_terms(query.question), k=CANDIDATES, where=where)
+        vector = embedder.get_query_embedding(query.question)
+        vector_hits = store.vector_search(vector, k=CANDIDATES, where=where)
+        keyword_hits = keywords.result()
     fused = _fuse(vector_hits, keyword_hits)
     weighted = sorted(
         (_weigh(p, frame, query.as_of) for p in fused), key=lambda passage: passage.score, reverse=True

@@ -28,6 +28,7 @@ from rag.config import Settings
 from rag.documents import Article, Chunk
 
 SCHEMA_VERSION = "4"  # bump when the tables change; an older store is refused with how to rebuild
+KEYWORD_POOL = 4  # keyword hits ranked per hit wanted, before the filter (widened when it drops too many)
 TITLE_WEIGHT = 1.0  # BM25 weight of a passage's headline against its text (1.0)
 UNKNOWN_TS = -1e12  # published_ts of an article whose date is unknown, in Chroma metadata
 
@@ -454,18 +455,21 @@ class Store:
     ) -> list[PassageHit]:
         """Return the k passages nearest to a query vector, best first (score: cosine similarity).
 
-        A filtered Chroma query costs about three unfiltered ones here, and most filters (as_of above all)
-        drop few passages: so search without the filter and apply it to twice the hits, and ask Chroma to
-        filter only when that leaves too few.
+        A filtered Chroma query costs several unfiltered ones here, and most filters (as_of above all)
+        drop a minority of passages: so search without the filter and apply it to 2, then 8 times the hits
+        wanted, and ask Chroma to filter only when that still leaves too few.
         """
-        if self.collection.count() == 0:
+        total = self.collection.count()
+        if total == 0:
             return []
-        hits = [
-            h for h in self._nearest(vector, k=2 * k, where=None) if not where or where.matches(h.metadata)
-        ]
-        if where and len(hits) < k and where.for_chroma():
-            hits = self._nearest(vector, k=k, where=where.for_chroma())
-        return hits[:k]
+        if where is None:
+            return self._nearest(vector, k=min(k, total), where=None)
+        for widen in (2, 8):
+            nearest = self._nearest(vector, k=min(widen * k, total), where=None)
+            hits = [h for h in nearest if where.matches(h.metadata)]
+            if len(hits) >= k or widen * k >= total:
+                return hits[:k]
+        return self._nearest(vector, k=k, where=where.for_chroma())
 
     def _nearest(self, vector: Sequence[float], *, k: int, where: dict[str, Any] | None) -> list[PassageHit]:
         result = self.collection.query(
@@ -506,16 +510,27 @@ class Store:
         ]
 
     def _keyword_rows(self, match: str, clauses: str, params: list[Any], k: int) -> list[tuple[Any, ...]]:
+        """Rank inside the FTS index first, then join and filter the best: joining every match before
+        ranking costs more than the ranking. When the filter leaves fewer than k, rank all matches."""
+        rows = self._ranked_rows(match, clauses, params, k, pool=KEYWORD_POOL * k)
+        if len(rows) < k:
+            rows = self._ranked_rows(match, clauses, params, k, pool=-1)
+        return rows
+
+    def _ranked_rows(
+        self, match: str, clauses: str, params: list[Any], k: int, *, pool: int
+    ) -> list[tuple[Any, ...]]:
         return self.db.execute(
-            f"""SELECT p.chunk_id, p.text, -bm25(passages_fts, ?, 1.0) AS score,
-                       p.chunk_index, p.start, p.end,
+            f"""SELECT p.chunk_id, p.text, f.score, p.chunk_index, p.start, p.end,
                        a.article_id, a.title, a.outlet, a.author, a.url, a.published_at, a.published_ts,
                        a.content_hash
-                FROM passages_fts JOIN passages p ON p.rowid = passages_fts.rowid
+                FROM (SELECT rowid, -bm25(passages_fts, ?, 1.0) AS score FROM passages_fts
+                      WHERE passages_fts MATCH ? ORDER BY score DESC LIMIT ?) AS f
+                JOIN passages p ON p.rowid = f.rowid
                 JOIN articles a ON a.article_id = p.article_id
-                WHERE passages_fts MATCH ? {clauses}
-                ORDER BY score DESC LIMIT ?""",
-            (TITLE_WEIGHT, match, *params, k),
+                WHERE TRUE {clauses}
+                ORDER BY f.score DESC LIMIT ?""",
+            (TITLE_WEIGHT, match, pool, *params, k),
         ).fetchall()
 
 
