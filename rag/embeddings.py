@@ -46,6 +46,7 @@ class MiniLMEmbedding(BaseEmbedding):
     onnx_threads: int = 0
     calls: int = 0  # texts embedded by this instance; lets callers check nothing was re-embedded
     _session: Any = PrivateAttr(default=None)
+    _query_session: Any = PrivateAttr(default=None)
     _tokenizer: Any = PrivateAttr(default=None)
 
     def __init__(
@@ -59,15 +60,7 @@ class MiniLMEmbedding(BaseEmbedding):
             onnx_threads=onnx_threads,
             **kwargs,
         )
-        import onnxruntime
-
-        model_file, _ = local_model_files()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = onnx_threads
-        options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(
-            str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._session = _onnx_session(onnx_threads)
         self._tokenizer = load_tokenizer()
 
     @classmethod
@@ -87,14 +80,14 @@ class MiniLMEmbedding(BaseEmbedding):
         self.calls += len(texts)
         return vectors.tolist()
 
-    def _run(self, encodings: list[Any]) -> np.ndarray:
+    def _run(self, encodings: list[Any], session: Any = None) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
         for row, encoding in enumerate(encodings):
             ids[row, : len(encoding.ids)] = encoding.ids
             mask[row, : len(encoding.ids)] = 1
-        (hidden,) = self._session.run(
+        (hidden,) = (session or self._session).run(
             None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         )
         weights = mask[:, :, None].astype(np.float32)
@@ -108,10 +101,26 @@ class MiniLMEmbedding(BaseEmbedding):
         return self.embed([text])[0]
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return self.embed([query])[0]
+        # A question is embedded on one thread while the keyword search runs on the other core; with both
+        # cores given to the model, the two searches slow each other down by more than the model gains.
+        if self._query_session is None:
+            self._query_session = _onnx_session(1)
+        return self._run([self._tokenizer.encode(query)], session=self._query_session)[0].tolist()  # type: ignore[no-any-return]
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._get_query_embedding(query)
+
+
+def _onnx_session(threads: int) -> Any:
+    """An onnxruntime session of the installed model (threads: intra-op threads, 0 = onnxruntime's choice)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(
+        str(local_model_files()[0]), sess_options=options, providers=["CPUExecutionProvider"]
+    )
 
 
 def embedding_model_for(config: Settings) -> BaseEmbedding:

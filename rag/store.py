@@ -11,6 +11,7 @@ again from scratch.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import threading
@@ -28,7 +29,10 @@ from rag.config import Settings
 from rag.documents import Article, Chunk
 
 SCHEMA_VERSION = "4"  # bump when the tables change; an older store is refused with how to rebuild
-KEYWORD_POOL = 4  # keyword hits ranked per hit wanted, before the filter (widened when it drops too many)
+KEYWORD_POOL = (4, 32)  # keyword hits ranked per hit wanted before the filter, tried in turn, then all
+VECTOR_WIDEN = (8, 64)  # nearest passages fetched per hit wanted before filtering, tried in turn
+COMMON_SHARE = 0.1  # a query word in more than this share of passages is left out of the keyword match,
+COMMON_FLOOR = 2000  # ... and in more passages than this (below it, ranking them all is cheap anyway)
 TITLE_WEIGHT = 1.0  # BM25 weight of a passage's headline against its text (1.0)
 UNKNOWN_TS = -1e12  # published_ts of an article whose date is unknown, in Chroma metadata
 
@@ -198,6 +202,13 @@ class Store:
         self._lock = threading.RLock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # The keyword search reads through its own connection, so it and the vector search's catalog
+        # lookup (run side by side) do not wait for each other.
+        self._search_db = sqlite3.connect(
+            config.data_dir / "newsdesk.sqlite", timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._search_lock = threading.Lock()
+        self._common: tuple[int, dict[str, bool]] = (-1, {})  # passages counted, whether each word is common
         if rebuild:
             self._drop_everything()
         self.db.executescript(_SCHEMA)
@@ -234,6 +245,7 @@ class Store:
 
     def close(self) -> None:
         """Release the database and the folder lock."""
+        self._search_db.close()
         self.db.close()
         for lock in self._locks:
             lock.__exit__(None, None, None)
@@ -455,75 +467,90 @@ class Store:
     ) -> list[PassageHit]:
         """Return the k passages nearest to a query vector, best first (score: cosine similarity).
 
-        A filtered Chroma query costs several unfiltered ones here, and most filters (as_of above all)
-        drop a minority of passages: so search without the filter and apply it to 2, then 8 times the hits
-        wanted, and ask Chroma to filter only when that still leaves too few.
+        Chroma is asked for ids and distances only (fetching its documents and metadata cost ten times the
+        search here); the passages come from the catalog, which applies the filter. A filtered Chroma query
+        costs as much again, and most filters (as_of above all) drop a minority of passages: so the filter
+        is applied to 8, then 64 times the hits wanted, and only when that leaves too few does Chroma filter.
         """
         total = self.collection.count()
         if total == 0:
             return []
-        if where is None:
-            return self._nearest(vector, k=min(k, total), where=None)
-        for widen in (2, 8):
-            nearest = self._nearest(vector, k=min(widen * k, total), where=None)
-            hits = [h for h in nearest if where.matches(h.metadata)]
-            if len(hits) >= k or widen * k >= total:
+        for widen in (1,) if where is None else VECTOR_WIDEN:
+            n = min(widen * k, total)
+            hits = self._catalog_hits(self._nearest(vector, n=n, where=None), where)
+            if len(hits) >= k or n >= total:
                 return hits[:k]
-        return self._nearest(vector, k=k, where=where.for_chroma())
+        assert where is not None
+        return self._catalog_hits(self._nearest(vector, n=k, where=where.for_chroma()), where)[:k]
 
-    def _nearest(self, vector: Sequence[float], *, k: int, where: dict[str, Any] | None) -> list[PassageHit]:
+    def _nearest(self, vector: Sequence[float], *, n: int, where: dict[str, Any] | None) -> dict[str, float]:
+        """Chunk ids of the n nearest passages, nearest first, with their cosine similarity."""
         result = self.collection.query(
-            query_embeddings=[list(vector)],
-            n_results=k,
-            where=where,
-            include=["documents", "metadatas", "distances"],
+            query_embeddings=[list(vector)], n_results=n, where=where, include=["distances"]
         )
-        return [
-            PassageHit(chunk_id, text or "", 1.0 - float(distance), dict(metadata or {}))
-            for chunk_id, text, metadata, distance in zip(
-                result["ids"][0],
-                (result["documents"] or [[]])[0],
-                (result["metadatas"] or [[]])[0],
-                (result["distances"] or [[]])[0],
-                strict=True,
-            )
-        ]
+        distances = (result["distances"] or [[]])[0]
+        return {cid: 1.0 - float(d) for cid, d in zip(result["ids"][0], distances, strict=True)}
+
+    def _catalog_hits(self, similarity: dict[str, float], where: PassageFilter | None) -> list[PassageHit]:
+        """The catalog's passages for these chunk ids that pass the filter, in the order given."""
+        clauses, params = (where or PassageFilter()).for_sql()
+        with self._lock:
+            rows = self.db.execute(
+                f"""SELECT {_HIT_COLUMNS} FROM passages p JOIN articles a ON a.article_id = p.article_id
+                    WHERE p.chunk_id IN (SELECT value FROM json_each(?)) {clauses}""",
+                (json.dumps(list(similarity)), *params),
+            ).fetchall()
+        order = {cid: n for n, cid in enumerate(similarity)}
+        rows.sort(key=lambda row: order[row[0]])
+        return [_hit(row, similarity[row[0]]) for row in rows]
 
     def keyword_search(
         self, terms: Sequence[str], *, k: int, where: PassageFilter | None = None
     ) -> list[PassageHit]:
         """Return the k passages that best match any of the terms (BM25 over the FTS5 index), best first."""
-        if not terms:
+        phrases = ['"' + term.replace('"', "") + '"' for term in terms]
+        if not phrases:
             return []
-        match = " OR ".join('"' + term.replace('"', "") + '"' for term in terms)
         clauses, params = (where or PassageFilter()).for_sql()
-        with self._lock:
+        with self._search_lock:
+            match = " OR ".join(self._distinctive(phrases))
             rows = self._keyword_rows(match, clauses, params, k)
-        return [
-            PassageHit(
-                row[0],
-                row[1],
-                float(row[2]),
-                {key: v for key, v in zip(_HIT_KEYS, row[3:], strict=True) if v is not None},
-            )
-            for row in rows
-        ]
+        return [_hit(row[:-1], float(row[-1])) for row in rows]
+
+    def _distinctive(self, phrases: list[str]) -> list[str]:
+        """Leave out the words found in more than COMMON_SHARE of passages ("new", "state", "years"):
+        BM25 gives them little weight, yet ranking every passage they match is most of a search's cost.
+        A small store keeps every word, and so does a question whose words are all that common."""
+        (total,) = self._search_db.execute("SELECT count(*) FROM passages").fetchone()
+        limit = max(int(COMMON_SHARE * total), COMMON_FLOOR)
+        if limit >= total:
+            return phrases
+        if self._common[0] != total:  # the store changed: count again
+            self._common = (total, {})
+        known = self._common[1]
+        for phrase in phrases:
+            if phrase not in known:
+                (count,) = self._search_db.execute(
+                    "SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? LIMIT ?)",
+                    (phrase, limit + 1),
+                ).fetchone()
+                known[phrase] = count > limit
+        return [phrase for phrase in phrases if not known[phrase]] or phrases
 
     def _keyword_rows(self, match: str, clauses: str, params: list[Any], k: int) -> list[tuple[Any, ...]]:
         """Rank inside the FTS index first, then join and filter the best: joining every match before
-        ranking costs more than the ranking. When the filter leaves fewer than k, rank all matches."""
-        rows = self._ranked_rows(match, clauses, params, k, pool=KEYWORD_POOL * k)
-        if len(rows) < k:
-            rows = self._ranked_rows(match, clauses, params, k, pool=-1)
-        return rows
+        ranking costs more than the ranking. When the filter leaves fewer than k, widen the pool."""
+        for widen in KEYWORD_POOL:
+            rows = self._ranked_rows(match, clauses, params, k, pool=widen * k)
+            if len(rows) >= k:
+                return rows
+        return self._ranked_rows(match, clauses, params, k, pool=-1)
 
     def _ranked_rows(
         self, match: str, clauses: str, params: list[Any], k: int, *, pool: int
     ) -> list[tuple[Any, ...]]:
-        return self.db.execute(
-            f"""SELECT p.chunk_id, p.text, f.score, p.chunk_index, p.start, p.end,
-                       a.article_id, a.title, a.outlet, a.author, a.url, a.published_at, a.published_ts,
-                       a.content_hash
+        return self._search_db.execute(
+            f"""SELECT {_HIT_COLUMNS}, f.score
                 FROM (SELECT rowid, -bm25(passages_fts, ?, 1.0) AS score FROM passages_fts
                       WHERE passages_fts MATCH ? ORDER BY score DESC LIMIT ?) AS f
                 JOIN passages p ON p.rowid = f.rowid
@@ -546,17 +573,6 @@ class PassageFilter:
     since: float | None = None
     until: float | None = None
     as_of: float | None = None
-
-    def matches(self, metadata: dict[str, Any]) -> bool:
-        """Whether a passage with this Chroma metadata passes the filter (the same rules as for_chroma)."""
-        published = metadata.get("published_ts", UNKNOWN_TS)
-        known = published > UNKNOWN_TS
-        return (
-            (not self.outlets or metadata.get("outlet") in self.outlets)
-            and (self.since is None or (known and published >= self.since))
-            and (self.until is None or (known and published <= self.until))
-            and (self.as_of is None or published <= self.as_of)
-        )
 
     def for_chroma(self) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []
@@ -594,6 +610,17 @@ _HIT_KEYS = (
     "chunk_index", "start", "end", "article_id", "title", "outlet", "author", "url",
     "published_at", "published_ts", "content_hash",
 )  # fmt: skip
+_HIT_COLUMNS = "p.chunk_id, p.text, p.chunk_index, p.start, p.end, " + ", ".join(
+    f"a.{key}" for key in _HIT_KEYS[3:]
+)
+
+
+def _hit(row: Sequence[Any], score: float) -> PassageHit:
+    """A search hit from a catalog row (_HIT_COLUMNS) and its score."""
+    metadata = {key: value for key, value in zip(_HIT_KEYS, row[2:], strict=True) if value is not None}
+    return PassageHit(row[0], row[1], score, metadata)
+
+
 _UPSERT_BATCH = 1000  # well under Chroma's max batch size
 _ARTICLE_COLUMNS = (
     "article_id, source, content_hash, text_hash, title, outlet, author, url, published_at, "
