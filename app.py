@@ -8,7 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from ingest.pipeline import ingest_paths
+from ingest.pipeline import ingest_sources
+from ingest.sources import SourceSet, SourcesFileError, add_to_sources_file, read_sources_file
 from rag.answer import Citation, Sources, TextDelta, answerer_for
 from rag.citations import escape_markdown, highlight_html, safe_url
 from rag.config import Settings, load_settings
@@ -71,10 +72,11 @@ def sidebar(config: Settings, store: Any, embedder: Any) -> dict[str, Any]:
             st.write(f"{overview.undated} articles of unknown date")
         st.caption(f"Last ingest: {overview.last_ingest or 'never'} · folder {config.corpus_dir}")
         if st.button("Ingest new articles"):
-            run_ingest(config, store, embedder, [config.corpus_dir])
+            run_ingest(config, store, embedder, corpus_sources(config))
         uploads = st.file_uploader("Add article files", type=UPLOAD_TYPES, accept_multiple_files=True)
         if uploads:
             save_and_ingest(config, store, embedder, uploads)
+        add_from_web(config, store, embedder)
 
         st.header("Filters")
         outlets = st.multiselect("Outlets", overview.outlets)
@@ -87,13 +89,39 @@ def sidebar(config: Settings, store: Any, embedder: Any) -> dict[str, Any]:
     return {"outlets": tuple(outlets), "since": since, "until": until, "as_of": as_of}
 
 
-def run_ingest(config: Settings, store: Any, embedder: Any, paths: list[Path]) -> None:
-    bar = st.progress(0.0, text="Reading articles…")
+def corpus_sources(config: Settings) -> SourceSet:
+    """The corpus folder, and the folders, feeds and pages of the sources file when there is one."""
+    listed = SourceSet()
+    if config.sources_file.exists():
+        try:
+            listed = read_sources_file(config.sources_file)
+        except SourcesFileError as error:
+            st.error(str(error))
+    return SourceSet((config.corpus_dir, *listed.paths), listed.feeds, listed.pages)
+
+
+def add_from_web(config: Settings, store: Any, embedder: Any) -> None:
+    """A feed to follow (added to the sources file) or an article page to fetch once."""
+    url = st.text_input("Feed or article URL", placeholder="https://…").strip()
+    follow, fetch = st.columns(2)
+    if follow.button("Follow feed", disabled=not url):
+        if add_to_sources_file(config.sources_file, feed=url):
+            st.caption(f"Added to {config.sources_file}; `python -m ingest --follow` polls it too.")
+        run_ingest(config, store, embedder, SourceSet(feeds=(url,)))
+    if fetch.button("Fetch article", disabled=not url):
+        run_ingest(config, store, embedder, SourceSet(pages=(url,)))
+
+
+def run_ingest(config: Settings, store: Any, embedder: Any, sources: SourceSet) -> None:
+    fetching = sources.feeds or sources.pages
+    bar = st.progress(0.0, text="Fetching and reading articles…" if fetching else "Reading articles…")
 
     def progress(done: int, total: int) -> None:
         bar.progress(done / total, text=f"Embedding {done}/{total} passages")
 
-    summary = ingest_paths(paths, config=config, store=store, embedder=lambda: embedder, progress=progress)
+    summary = ingest_sources(
+        sources, config=config, store=store, embedder=lambda: embedder, progress=progress
+    )
     bar.progress(1.0, text="Done")
     st.session_state.ingest_summary = summary.render()
 
@@ -113,7 +141,7 @@ def save_and_ingest(config: Settings, store: Any, embedder: Any, uploads: list[A
         saved.append(folder / name)
         done.add(key)
     if saved:
-        run_ingest(config, store, embedder, saved)
+        run_ingest(config, store, embedder, SourceSet(paths=tuple(saved)))
 
 
 def main() -> None:

@@ -1,15 +1,27 @@
-"""`python -m ingest [PATH ...]`: bring the store in step with a folder of news articles."""
+"""`python -m ingest [PATH|URL ...] [--feed URL ...] [--follow]`: bring the store in step with folders of
+news articles, article pages and feeds."""
 
 from __future__ import annotations
 
 import argparse
+import re
+import signal
 import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
-from ingest.pipeline import ingest_paths
+from llama_index.core.base.embeddings.base import BaseEmbedding
+
+from ingest.pipeline import Summary, ingest_sources
+from ingest.sources import SourceSet, SourcesFileError, read_sources_file
+from ingest.web import is_web_url
 from rag.config import Settings, load_settings
 from rag.embeddings import embedding_model_for
 from rag.store import StoreError, open_store
+
+INTERVAL = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*", re.IGNORECASE)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,7 +35,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="Settings come from NEWSDESK_* environment variables and .env (see README).",
     )
     parser.add_argument(
-        "paths", nargs="*", type=Path, default=[Path("seeds")], help="folders or files (default: seeds/)"
+        "paths",
+        nargs="*",
+        metavar="PATH|URL",
+        help="folders, article files or article page URLs (default: the sources file if any, else seeds/)",
+    )
+    parser.add_argument("--feed", action="append", default=[], metavar="URL", help="an RSS or Atom feed")
+    parser.add_argument(
+        "--sources",
+        type=Path,
+        metavar="FILE",
+        help="sources file read when no PATH, URL or feed is given (default: NEWSDESK_SOURCES_FILE, "
+        "sources.toml)",
+    )
+    parser.add_argument(
+        "--follow", action="store_true", help="keep polling the sources and ingest what is new until stopped"
+    )
+    parser.add_argument(
+        "--every",
+        type=_interval,
+        metavar="INTERVAL",
+        help="time between polls with --follow: minutes, or with a unit (30s, 5m, 1h; default: "
+        "NEWSDESK_FOLLOW_MINUTES, 15)",
     )
     parser.add_argument(
         "--prune", action="store_true", help="remove stored articles whose file or record is gone"
@@ -34,6 +67,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _interval(text: str) -> float:
+    """Seconds from `15` (minutes), `30s`, `5m` or `1h`."""
+    match = INTERVAL.fullmatch(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an interval such as 15, 30s, 5m or 1h")
+    unit = (match.group(2) or "m").lower()[0]
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def choose_sources(args: argparse.Namespace, config: Settings) -> SourceSet:
+    """What to read: the command line's paths, URLs and feeds, else the sources file, else seeds/."""
+    given = SourceSet(
+        paths=tuple(Path(p) for p in args.paths if not is_web_url(p)),
+        feeds=tuple(args.feed),
+        pages=tuple(p for p in args.paths if is_web_url(p)),
+    )
+    if given:
+        return given
+    sources_file = args.sources or config.sources_file
+    if args.sources or sources_file.exists():
+        return read_sources_file(sources_file)
+    return SourceSet(paths=(Path("seeds"),))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ingest and print its summary; exit 1 when any input failed, 2 when ingest could not run."""
     args = parse_args(argv)
@@ -41,22 +98,68 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         return list_articles(config)
     try:
-        with open_store(config, rebuild=args.rebuild and not args.dry_run) as store:
-            summary = ingest_paths(
-                args.paths,
-                config=config,
-                store=store,
-                embedder=lambda: embedding_model_for(config),
-                prune=args.prune,
-                dry_run=args.dry_run,
-            )
-            stored = len(store.articles())
-    except (StoreError, FileNotFoundError) as error:
+        sources = choose_sources(args, config)
+        if args.follow:
+            return follow(sources, config, every=args.every or 60 * config.follow_minutes)
+        summary, stored = run_once(sources, config, args=args)
+    except (StoreError, FileNotFoundError, SourcesFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(summary.render())
     print(f"The store in {config.data_dir} now holds {stored} articles.")
     return 1 if summary.failures else 0
+
+
+def run_once(
+    sources: SourceSet,
+    config: Settings,
+    *,
+    args: argparse.Namespace | None = None,
+    embedder: Callable[[], BaseEmbedding] | None = None,
+) -> tuple[Summary, int]:
+    """One ingest of every source; returns its summary and how many articles the store holds."""
+    rebuild = bool(args and args.rebuild and not args.dry_run)
+    with open_store(config, rebuild=rebuild) as store:
+        summary = ingest_sources(
+            sources,
+            config=config,
+            store=store,
+            embedder=embedder or (lambda: embedding_model_for(config)),
+            prune=bool(args and args.prune),
+            dry_run=bool(args and args.dry_run),
+        )
+        return summary, len(store.articles())
+
+
+def follow(sources: SourceSet, config: Settings, *, every: float) -> int:
+    """Poll the sources every `every` seconds until SIGTERM or Ctrl-C, one summary line per poll.
+
+    The store is opened for each poll only, so the app (or another ingest) can use it in between; the
+    embedding model is loaded once, when the first poll needs it.
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    model: list[BaseEmbedding] = []
+
+    def embedder() -> BaseEmbedding:
+        if not model:
+            model.append(embedding_model_for(config))
+        return model[0]
+
+    print(f"Following {sources.describe()} every {every:g} s; stop with Ctrl-C or SIGTERM.", flush=True)
+    while not stop.is_set():
+        try:
+            summary, _ = run_once(sources, config, embedder=embedder)
+        except (StoreError, FileNotFoundError) as error:
+            print(f"{datetime.now():%Y-%m-%d %H:%M:%S} poll failed: {error}", flush=True)
+        else:
+            print(f"{datetime.now():%Y-%m-%d %H:%M:%S} poll: {summary.one_line()}", flush=True)
+            for failure in summary.failures:
+                print(f"  failed: {failure.source}: {failure.reason}", flush=True)
+        stop.wait(every)
+    print("Stopped.", flush=True)
+    return 0
 
 
 def list_articles(config: Settings) -> int:

@@ -155,8 +155,8 @@ def _read_single(source: SourceFile, *, config: Settings) -> Article | Failure:
     if isinstance(data, Failure):
         return data
     if suffix_of(source.path) in HTML_SUFFIXES:
-        html, warnings = _decode_html(data)
-        return _html_article(html, source=source, warnings=warnings)
+        html, warnings = decode_html(data)
+        return html_article(html, where=str(source.path), fallback_id=source.relative_id, warnings=warnings)
     text, warnings = decode_bytes(data)
     return _text_article(text, source=source, warnings=warnings)
 
@@ -182,27 +182,27 @@ def _text_article(text: str, *, source: SourceFile, warnings: tuple[str, ...]) -
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return Failure(str(source.path), f"the front matter is not valid YAML ({reason}); fix or remove it")
     meta = post.metadata
-    title = _as_text(_pick(meta, TITLE_FIELDS))
+    title = as_text(_pick(meta, TITLE_FIELDS))
     body = normalize_text(post.content)
     if title is None:
         title, body = split_headline(body)
     if not body:
         return Failure(str(source.path), "the file has no article text")
-    url = _web_url(_pick(meta, URL_FIELDS))
+    url = web_url(_pick(meta, URL_FIELDS))
     return Article(
         article_id=url or source.relative_id,
         text=body,
         source=str(source.path),
         title=title,
-        outlet=_as_text(_pick(meta, OUTLET_FIELDS)),
-        author=_as_text(_pick(meta, AUTHOR_FIELDS)),
+        outlet=as_text(_pick(meta, OUTLET_FIELDS)),
+        author=as_text(_pick(meta, AUTHOR_FIELDS)),
         url=url,
         published_at=parse_published(_pick(meta, PUBLISHED_FIELDS)),
         warnings=warnings,
     )
 
 
-def _decode_html(data: bytes) -> tuple[str, tuple[str, ...]]:
+def decode_html(data: bytes) -> tuple[str, tuple[str, ...]]:
     """Decode a web page as UTF-8, else in the charset it declares, else as decode_bytes does."""
     try:
         return data.decode("utf-8-sig"), ()
@@ -214,31 +214,37 @@ def _decode_html(data: bytes) -> tuple[str, tuple[str, ...]]:
         return decode_bytes(data)
 
 
-def _html_article(html: str, *, source: SourceFile, warnings: tuple[str, ...]) -> Article | Failure:
-    """Build an article from a web page's main text and metadata, as trafilatura finds them."""
-    page = _extract_page(html)
+def html_article(
+    html: str, *, where: str, fallback_id: str, warnings: tuple[str, ...] = (), page_url: str | None = None
+) -> Article | Failure:
+    """Build an article from a web page's main text and metadata, as trafilatura finds them.
+
+    `where` names the page in messages (a file, or the URL it was fetched from as `page_url`); the
+    article's id is its canonical URL, else `fallback_id`.
+    """
+    page = _extract_page(html, url=page_url)
     if isinstance(page, str):
-        return Failure(str(source.path), page)
+        return Failure(where, page)
     text = normalize_text(page.text or "")
     if len(text.split()) < MIN_HTML_WORDS:
-        return Failure(str(source.path), "no article text found in the HTML")
-    title = _as_text(page.title)
+        return Failure(where, "no article text found in the HTML")
+    title = as_text(page.title)
     first, _, rest = text.partition("\n")
-    url = _web_url(page.url)
+    url = web_url(page.url)
     return Article(
-        article_id=url or source.relative_id,
+        article_id=url or fallback_id,
         text=rest.strip() if title and first == title and rest.strip() else text,
-        source=str(source.path),
+        source=where,
         title=title,
-        outlet=_as_text(page.sitename) or _outlet_from_url(url),
-        author=_as_text((page.author or "").replace("; ", ", ")),
+        outlet=as_text(page.sitename) or outlet_from_url(url),
+        author=as_text((page.author or "").replace("; ", ", ")),
         url=url,
         published_at=parse_published(page.date),
         warnings=warnings,
     )
 
 
-def _extract_page(html: str) -> Document | str:
+def _extract_page(html: str, *, url: str | None = None) -> Document | str:
     """Run trafilatura on a page; return its result, or the reason it gave none."""
     # Only the page's markup (meta, JSON-LD, <time>, URL) dates it, not dates in the text; a date in the
     # URL is the fallback, since <meta> also has the time.
@@ -250,7 +256,7 @@ def _extract_page(html: str) -> Document | str:
     }
     try:
         page = trafilatura.bare_extraction(
-            html, with_metadata=True, include_comments=False, date_extraction_params=date_params
+            html, url=url, with_metadata=True, include_comments=False, date_extraction_params=date_params
         )
     except Exception as exc:  # a parser on untrusted input: report the page, keep the run going
         return f"could not parse the HTML ({exc})"
@@ -342,21 +348,21 @@ def _record_article(
         return Failure(source, f"the record is a JSON {type(record).__name__}, not an object")
     text = _pick(record, TEXT_FIELDS)
     body = normalize_text(text) if isinstance(text, str) else ""
-    title = _as_text(_pick(record, TITLE_FIELDS))
+    title = as_text(_pick(record, TITLE_FIELDS))
     if not body and isinstance(text, str) and text.strip() and title:
         # A page captured without its story (a video page, say) still reports its headline.
         body = title
         warnings = (*warnings, "the text was only web-page boilerplate; stored the headline alone")
     if not body:
         return Failure(source, f"record has no text (looked for {', '.join(TEXT_FIELDS)})")
-    url = _web_url(_pick(record, URL_FIELDS))
+    url = web_url(_pick(record, URL_FIELDS))
     return Article(
-        article_id=_as_text(_pick(record, ID_FIELDS)) or url or fallback_id,
+        article_id=as_text(_pick(record, ID_FIELDS)) or url or fallback_id,
         text=body,
         source=source,
         title=title,
-        outlet=_as_text(_pick(record, OUTLET_FIELDS)) or _outlet_from_url(url),
-        author=_as_text(_pick(record, AUTHOR_FIELDS)),
+        outlet=as_text(_pick(record, OUTLET_FIELDS)) or outlet_from_url(url),
+        author=as_text(_pick(record, AUTHOR_FIELDS)),
         url=url,
         published_at=parse_published(_pick(record, PUBLISHED_FIELDS)),
         warnings=warnings,
@@ -377,26 +383,26 @@ def _pick(mapping: Mapping[str, object], names: tuple[str, ...]) -> object:
     return next((mapping[name] for name in names if mapping.get(name) not in (None, "", [], {})), None)
 
 
-def _as_text(value: object) -> str | None:
+def as_text(value: object) -> str | None:
     """Turn a metadata value (string, number, {"name": ...}, list of these) into one tidy line."""
     if isinstance(value, str):
         return unicodedata.normalize("NFC", " ".join(value.split())) or None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, Mapping):
-        return _as_text(value.get("name"))
+        return as_text(value.get("name"))
     if isinstance(value, (list, tuple)):
-        return ", ".join(part for part in map(_as_text, value) if part) or None
+        return ", ".join(part for part in map(as_text, value) if part) or None
     return None
 
 
-def _web_url(value: object) -> str | None:
+def web_url(value: object) -> str | None:
     """Return a value as the article's link only if it is an http(s) URL (never javascript: and the like)."""
-    url = _as_text(value)
+    url = as_text(value)
     return url if url and urlsplit(url).scheme.lower() in ("http", "https") else None
 
 
-def _outlet_from_url(url: str | None) -> str | None:
+def outlet_from_url(url: str | None) -> str | None:
     """Return the host name a reader sees in a URL, without `www.`."""
     try:
         host = urlsplit(url).hostname if url else None

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from ingest.articles import Failure, read_articles
 from ingest.chunks import embedding_text, make_splitter, split_article
+from ingest.feeds import WebReader
 from ingest.plan import Plan, plan_run
-from ingest.sources import SourceFile, discover_files
+from ingest.sources import SourceFile, SourceSet, discover_files
+from ingest.web import Fetcher
 from rag.config import Settings
 from rag.documents import Article, Chunk
 from rag.store import ArticleWrite, Store, hold_lock
@@ -36,6 +41,7 @@ class Summary:
     recovered: int = 0
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what each feed gave, e.g. "not modified"
     chunks_written: int = 0
     seconds: float = 0.0
     dry_run: bool = False
@@ -44,16 +50,25 @@ class Summary:
     def passages_per_second(self) -> float:
         return self.chunks_written / self.seconds if self.seconds else 0.0
 
+    def one_line(self) -> str:
+        """The summary of a poll, on one line."""
+        return f"{self._counts()}; {self.chunks_written} passages in {self.seconds:.1f} s"
+
+    def _counts(self) -> str:
+        return (
+            f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
+            f"{self.duplicate} duplicate, {self.removed} removed, {len(self.failures)} failed articles"
+        )
+
     def render(self) -> str:
         """Return the summary as the lines printed at the end of a run."""
         verb = "would be" if self.dry_run else ""
         lines = [
-            f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
-            f"{self.duplicate} duplicate, {self.removed} removed, {len(self.failures)} failed articles"
-            + (f" ({verb} applied: dry run, nothing written)" if self.dry_run else ""),
+            self._counts() + (f" ({verb} applied: dry run, nothing written)" if self.dry_run else ""),
             f"{self.chunks_written} passages {'to write' if self.dry_run else 'written'} in "
             f"{self.seconds:.1f} s ({self.passages_per_second:.1f} passages/s)",
         ]
+        lines += self.notes
         if self.recovered:
             lines.append(f"{self.recovered} articles left half-written by an interrupted run were redone")
         lines += [f"warning: {warning}" for warning in self.warnings]
@@ -61,8 +76,13 @@ class Summary:
         return "\n".join(lines)
 
 
-def ingest_paths(
-    paths: Sequence[Path],
+def ingest_paths(paths: Sequence[Path], **options: Any) -> Summary:
+    """ingest_sources for folders and files only."""
+    return ingest_sources(SourceSet(paths=tuple(paths)), **options)
+
+
+def ingest_sources(
+    sources: SourceSet,
     *,
     config: Settings,
     store: Store,
@@ -71,25 +91,39 @@ def ingest_paths(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> Summary:
-    """Bring the store in step with the articles under `paths`; only new or changed articles are embedded.
+    """Bring the store in step with the articles in the folders and files, feeds and pages of `sources`;
+    only new or changed articles are embedded.
 
     `embedder` is called only when something needs embedding, so an unchanged corpus never loads the model.
     """
+    paths, feeds, pages = sources.paths, sources.feeds, sources.pages
     started = time.perf_counter()
-    with hold_lock(config.data_dir / ".ingest.lock", what="Another ingest is running on this data folder"):
+    with (
+        hold_lock(config.data_dir / ".ingest.lock", what="Another ingest is running on this data folder"),
+        ExitStack() as resources,
+    ):
         roots = [path.resolve() if path.is_dir() else path.absolute() for path in paths]
-        sources = discover_files(roots)
+        files = discover_files(roots)
         recovered = [] if dry_run else store.recover()
-        plan = plan_run(_read_all(sources, config), store.articles(), roots=roots, prune=prune)
+        catalog = store.articles()
+        fetcher = resources.enter_context(Fetcher(config)) if feeds or pages else None
+        web = WebReader(fetcher, catalog, store.fetch_validators) if fetcher else None
+        read = chain(_read_all(files, config), web.read(list(pages), list(feeds)) if web else ())
+        plan = plan_run(read, catalog, roots=roots, prune=prune)
         splitter = make_splitter(config)
         pieces = {a.article_id: split_article(a, splitter) for a in plan.to_embed}
         summary = _summarise(plan, pieces, recovered, dry_run=dry_run)
+        if web:
+            summary.unchanged += web.unchanged
+            summary.notes += web.notes
         if not dry_run:
             store.remove(plan.remove)
             _embed_and_write(
                 plan, pieces, store=store, embedder=embedder, progress=progress, group=config.write_group
             )
             store.record_duplicates(plan.duplicates)
+            if web and web.validators:  # only now that what they vouch for is stored
+                store.save_fetch_validators(web.validators)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -1,8 +1,10 @@
-"""Find the article files to ingest in the folders and files a user names."""
+"""Find what to ingest: the article files in the folders and files a user names, and the sources file."""
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,3 +66,67 @@ def _walk(folder: Path, *, seen: set[Path]) -> list[Path]:
             # A dangling symlink is kept so that reading it reports the broken link.
             found.append(entry)
     return found
+
+
+# --- the sources file: folders, feeds and pages polled together --------------------------------------------
+
+SOURCE_KINDS = ("folders", "feeds", "pages")
+
+
+class SourcesFileError(ValueError):
+    """A sources file that cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class SourceSet:
+    """Everything one ingest run reads: folders or files, feed URLs and article page URLs."""
+
+    paths: tuple[Path, ...] = ()
+    feeds: tuple[str, ...] = ()
+    pages: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.paths or self.feeds or self.pages)
+
+    def describe(self) -> str:
+        counts = zip(SOURCE_KINDS, (self.paths, self.feeds, self.pages), strict=True)
+        return ", ".join(f"{len(found)} {kind}" for kind, found in counts if found)
+
+
+def read_sources_file(path: Path) -> SourceSet:
+    """Read a sources file (TOML): `folders`, `feeds` and `pages`, each a list of strings.
+
+    Folders are relative to the file's own folder.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise SourcesFileError(f"{path}: cannot read it as TOML ({error})") from None
+    unknown = sorted(set(data) - set(SOURCE_KINDS))
+    if unknown:
+        raise SourcesFileError(f"{path}: unknown keys {', '.join(unknown)}; use {', '.join(SOURCE_KINDS)}")
+    lists: dict[str, list[str]] = {}
+    for kind in SOURCE_KINDS:
+        value = data.get(kind, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SourcesFileError(f"{path}: `{kind}` must be a list of strings")
+        lists[kind] = value
+    return SourceSet(
+        paths=tuple(path.parent / folder for folder in lists["folders"]),
+        feeds=tuple(lists["feeds"]),
+        pages=tuple(lists["pages"]),
+    )
+
+
+def add_to_sources_file(path: Path, *, feed: str) -> bool:
+    """Add a feed to the sources file (made if missing) so later polls read it; False if already there."""
+    current = read_sources_file(path) if path.exists() else SourceSet()
+    if feed in current.feeds:
+        return False
+    folders = [os.path.relpath(p, path.parent) for p in current.paths]
+    lists = {"folders": folders, "feeds": [*current.feeds, feed], "pages": list(current.pages)}
+    lines = ["# Sources `python -m ingest` reads when given none (and `--follow` keeps polling)."]
+    # A JSON string is a valid TOML basic string.
+    lines += [f"{kind} = [{', '.join(json.dumps(v) for v in lists[kind])}]" for kind in SOURCE_KINDS]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return True

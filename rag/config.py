@@ -55,8 +55,29 @@ class Settings(BaseSettings):
 
     # Input limits
     max_file_mb: float = Field(
-        10.0, description="Largest single-article file (and largest JSON record) ingest accepts, in MB."
+        10.0,
+        description="Largest single-article file, JSON record, fetched page or feed ingest accepts, in MB.",
     )
+
+    # Feeds and web pages
+    sources_file: Path = Field(
+        Path("sources.toml"),
+        description="Feeds, article URLs and folders `python -m ingest` reads when given none, if present.",
+    )
+    fetch_timeout: float = Field(20.0, description="Seconds to wait for a web server to connect or answer.")
+    max_redirects: int = Field(5, description="Redirects followed for one fetch before giving up.")
+    user_agent: str = Field(
+        "Newsdesk/0.1 (news question answering; fetches feeds and articles its reader subscribed to)",
+        description="User-Agent sent with every request.",
+    )
+    allow_loopback: bool = Field(
+        False, description="Allow fetching from 127.0.0.0/8 and ::1 (local test servers); off by default."
+    )
+    allow_private_networks: bool = Field(
+        False,
+        description="Allow fetching from private, loopback and link-local addresses (an intranet news site).",
+    )
+    follow_minutes: float = Field(15.0, description="Minutes between polls of `python -m ingest --follow`.")
 
     # Chat model (OpenAI-compatible)
     openai_api_key: str | None = Field(

@@ -20,6 +20,7 @@ class Article:
     author: str | None = None
     url: str | None = None
     published_at: datetime | None = None
+    updated_at: datetime | None = None  # a feed entry's last update, kept beside its publish date
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -31,6 +32,8 @@ class Article:
     def content_hash(self) -> str:
         """Hash of the text and the metadata answers show: a change in either is a changed article."""
         fields = [self.text, self.title, self.outlet, self.author, self.url, self.published_iso]
+        if self.updated_at:  # only when known, so articles without one keep the hash they had
+            fields.append(self.updated_at.isoformat())
         return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
 
     @property

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS articles (
     title TEXT, outlet TEXT, author TEXT, url TEXT, published_at TEXT, published_ts REAL,
     chunk_count INTEGER NOT NULL,
     duplicate_of TEXT,
-    ingested_at TEXT NOT NULL
+    ingested_at TEXT NOT NULL,
+    updated_at TEXT
 );
 CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
 CREATE TABLE IF NOT EXISTS passages (
@@ -71,6 +72,7 @@ CREATE TRIGGER IF NOT EXISTS passages_ad AFTER DELETE ON passages BEGIN
     VALUES ('delete', old.rowid, old.title, old.text);
 END;
 CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS fetch_state (url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, checked_at TEXT);
 """
 
 
@@ -102,6 +104,7 @@ class StoredArticle:
     chunk_count: int
     duplicate_of: str | None
     ingested_at: str
+    updated_at: str | None = None  # when the outlet last updated it (feed entries), ISO 8601
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,7 @@ class Store:
         if rebuild:
             self._drop_everything()
         self.db.executescript(_SCHEMA)
+        self._add_missing_columns()
         self._check_model()
         self.collection = self._client.get_or_create_collection(
             config.collection,
@@ -258,13 +262,20 @@ class Store:
         self.close()
 
     def _drop_everything(self) -> None:
-        for table in ("passages_fts", "passages", "articles", "pending", "meta"):
+        # fetch_state goes too: a rebuilt store must fetch every feed in full, not get "not modified".
+        for table in ("passages_fts", "passages", "articles", "pending", "meta", "fetch_state"):
             self.db.execute(f"DROP TABLE IF EXISTS {table}")
         try:
             self._client.delete_collection(self.config.collection)
         except Exception as error:  # chromadb raises NotFoundError or ValueError by version
             if "does not exist" not in str(error) and "not found" not in str(error).lower():
                 raise
+
+    def _add_missing_columns(self) -> None:
+        """Bring a store made before a column was added up to date (added columns start empty)."""
+        present = {row[1] for row in self.db.execute("PRAGMA table_info(articles)")}
+        if "updated_at" not in present:
+            self.db.execute("ALTER TABLE articles ADD COLUMN updated_at TEXT")
 
     def _check_model(self) -> None:
         stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -431,7 +442,7 @@ class Store:
 
     def _insert_article(self, article: Article, chunk_count: int, *, duplicate_of: str | None) -> None:
         self.db.execute(
-            f"INSERT INTO articles ({_ARTICLE_COLUMNS}, published_ts) VALUES ({', '.join('?' * 13)})",
+            f"INSERT INTO articles ({_ARTICLE_COLUMNS}, published_ts) VALUES ({', '.join('?' * 14)})",
             (
                 article.article_id,
                 article.source,
@@ -445,9 +456,30 @@ class Store:
                 chunk_count,
                 duplicate_of,
                 datetime.now(UTC).isoformat(timespec="seconds"),
+                article.updated_at.isoformat() if article.updated_at else None,
                 _timestamp(article.published_at) if article.published_at else None,
             ),
         )
+
+    # Conditional requests: what a web server said about a feed, remembered between runs
+
+    def fetch_validators(self, url: str) -> tuple[str | None, str | None]:
+        """The ETag and Last-Modified a server last sent for this URL (None, None when never fetched)."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT etag, last_modified FROM fetch_state WHERE url = ?", (url,)
+            ).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def save_fetch_validators(self, validators: dict[str, tuple[str | None, str | None]]) -> None:
+        """Remember validators once what they vouch for is stored (never before: a 304 would lose it)."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO fetch_state (url, etag, last_modified, checked_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(url, etag, modified, now) for url, (etag, modified) in validators.items()],
+            )
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -624,7 +656,7 @@ def _hit(row: Sequence[Any], score: float) -> PassageHit:
 _UPSERT_BATCH = 1000  # well under Chroma's max batch size
 _ARTICLE_COLUMNS = (
     "article_id, source, content_hash, text_hash, title, outlet, author, url, published_at, "
-    "chunk_count, duplicate_of, ingested_at"
+    "chunk_count, duplicate_of, ingested_at, updated_at"
 )
 
 

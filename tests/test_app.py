@@ -21,6 +21,10 @@ HOSTILE = (
 
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ingest) -> AppTest:
+    return app_on_seeds(monkeypatch, tmp_path, ingest)
+
+
+def app_on_seeds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ingest) -> AppTest:  # type: ignore[no-untyped-def]
     """The app on a store holding the seed article, with an empty corpus folder of its own."""
     monkeypatch.setenv("NEWSDESK_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("NEWSDESK_CORPUS_DIR", str(tmp_path / "corpus"))

@@ -1,0 +1,177 @@
+"""Fetch feeds and article pages over HTTP: politely (one request at a time per host, a descriptive
+User-Agent, conditional requests) and safely (http and https only, public addresses only, size, time and
+redirect limits)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from rag.config import Settings
+
+MB = 1_000_000
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class FetchError(Exception):
+    """A URL that gave nothing to read; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a server sent: the body (empty for 304 Not Modified) and the validators for next time."""
+
+    url: str  # after redirects
+    status: int  # 200 or 304
+    body: bytes
+    content_type: str
+    etag: str | None
+    last_modified: str | None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def is_web_url(text: str) -> bool:
+    """Whether a command-line argument names a web page rather than a file."""
+    return text.lower().startswith(("http://", "https://"))
+
+
+def check_url(url: str, config: Settings) -> None:
+    """Refuse a URL Newsdesk must not fetch, before any connection is made.
+
+    Only http and https; every address the host name resolves to must be public, unless a setting allows
+    loopback (127.0.0.0/8, ::1) or private networks, so a pasted URL cannot reach internal services.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError as error:
+        raise FetchError(f"not a valid URL ({error})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise FetchError(f"only http and https URLs are fetched, not {parts.scheme or 'a bare path'}")
+    host = parts.hostname
+    if not host:
+        raise FetchError("the URL has no host name")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise FetchError(f"cannot resolve the host name {host} ({error})") from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        refusal = _refusal(address, config)
+        if refusal:
+            raise FetchError(
+                f"refused: {host} is at {address}, {refusal}; set NEWSDESK_ALLOW_PRIVATE_NETWORKS=1 to fetch "
+                "from your own network"
+            )
+
+
+def _refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, config: Settings) -> str | None:
+    """Why an address may not be fetched from, or None when it may."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        allowed = config.allow_loopback or config.allow_private_networks
+        return None if allowed else "a loopback address"
+    if address.is_multicast or address.is_unspecified or address.is_reserved:
+        return "not an address a web server has"
+    if address.is_link_local:
+        return None if config.allow_private_networks else "a link-local address (cloud metadata lives there)"
+    if address.is_private or not address.is_global:
+        return None if config.allow_private_networks else "a private-network address"
+    return None
+
+
+class Fetcher:
+    """One HTTP client for a run; requests to one host never overlap."""
+
+    def __init__(self, config: Settings) -> None:
+        self.config = config
+        self.limit = int(config.max_file_mb * MB)
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(config.fetch_timeout),
+            follow_redirects=False,  # followed here, so every hop's address is checked
+            headers={"User-Agent": config.user_agent},
+        )
+        self._hosts: dict[str, threading.Lock] = {}
+        self._hosts_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Fetched:
+        """Fetch a URL; with validators from an earlier fetch, an unchanged resource comes back as 304."""
+        current = url
+        for _ in range(self.config.max_redirects + 1):
+            check_url(current, self.config)
+            headers = {}
+            if etag:
+                headers["If-None-Match"] = etag
+            if last_modified:
+                headers["If-Modified-Since"] = last_modified
+            with self._host_lock(current):
+                location = self._request(current, headers)
+            if isinstance(location, Fetched):
+                return location
+            current = location
+        raise FetchError(f"more than {self.config.max_redirects} redirects (a redirect loop?)")
+
+    def _request(self, url: str, headers: dict[str, str]) -> Fetched | str:
+        """One request: the response, or where it redirects to."""
+        deadline = time.monotonic() + 3 * self.config.fetch_timeout  # a server that trickles bytes
+        try:
+            with self._client.stream("GET", url, headers=headers) as response:
+                if response.status_code in REDIRECTS and response.headers.get("location"):
+                    return urljoin(url, response.headers["location"])
+                if response.status_code >= 400:
+                    raise FetchError(f"the server answered {response.status_code} {response.reason_phrase}")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.limit:
+                    raise FetchError(self._too_big(int(declared)))
+                body = bytearray()
+                if response.status_code != 304:
+                    for piece in response.iter_bytes():
+                        body += piece
+                        if len(body) > self.limit:
+                            raise FetchError(self._too_big(len(body), at_least=True))
+                        if time.monotonic() > deadline:
+                            raise FetchError(f"the server took over {3 * self.config.fetch_timeout:.0f} s")
+                return Fetched(
+                    url=url,
+                    status=304 if response.status_code == 304 else 200,
+                    body=bytes(body),
+                    content_type=response.headers.get("content-type", ""),
+                    etag=response.headers.get("etag"),
+                    last_modified=response.headers.get("last-modified"),
+                )
+        except httpx.TimeoutException:
+            raise FetchError(
+                f"no answer within {self.config.fetch_timeout:g} s (NEWSDESK_FETCH_TIMEOUT)"
+            ) from None
+        except httpx.HTTPError as error:
+            raise FetchError(f"could not fetch ({type(error).__name__}: {error})") from None
+
+    def _too_big(self, size: int, *, at_least: bool = False) -> str:
+        more = "more than " if at_least else ""
+        return (
+            f"{more}{size / MB:.1f} MB, over the {self.config.max_file_mb:g} MB limit (NEWSDESK_MAX_FILE_MB)"
+        )
+
+    def _host_lock(self, url: str) -> threading.Lock:
+        host = (urlsplit(url).hostname or "").lower()
+        with self._hosts_lock:
+            return self._hosts.setdefault(host, threading.Lock())
