@@ -100,18 +100,17 @@ class WebReader:
             yield Failure(url, f"not an RSS or Atom feed ({reason})")
             return
         feed_title = as_text(parsed.feed.get("title"))
-        failed, read, skipped = False, 0, self.unchanged
+        failed, skipped = False, 0
         for number, entry in enumerate(parsed.entries, start=1):
             item = self._entry(entry, number, feed_url=url, feed_title=feed_title)
             if item is None:
-                self.unchanged += 1
+                skipped += 1
                 continue
             failed |= isinstance(item, Failure)
-            read += 1
             yield item
         if not failed:  # an entry that failed is tried again next poll, so the feed is fetched in full
             self.validators[url] = (fetched.etag, fetched.last_modified)
-        skipped = self.unchanged - skipped
+        self.unchanged += skipped
         self.notes.append(
             f"{url}: {len(parsed.entries)} entries"
             + (f", {skipped} not updated since stored" if skipped else "")
