@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -44,11 +44,12 @@ def is_web_url(text: str) -> bool:
     return text.lower().startswith(("http://", "https://"))
 
 
-def check_url(url: str, config: Settings) -> None:
-    """Refuse a URL Newsdesk must not fetch, before any connection is made.
+def check_url(url: str, config: Settings) -> str:
+    """Refuse a URL Newsdesk must not fetch, before any connection is made; return the address to use.
 
     Only http and https; every address the host name resolves to must be public, unless a setting allows
-    loopback (127.0.0.0/8, ::1) or private networks, so a pasted URL cannot reach internal services.
+    loopback (127.0.0.0/8, ::1) or private networks, so a pasted URL cannot reach internal services. The
+    connection goes to the address checked here: resolving the name again could give another one.
     """
     try:
         parts = urlsplit(url)
@@ -64,14 +65,17 @@ def check_url(url: str, config: Settings) -> None:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise FetchError(f"cannot resolve the host name {host} ({error})") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    for address in addresses:
         refusal = _refusal(address, config)
         if refusal:
             raise FetchError(
                 f"refused: {host} is at {address}, {refusal}; set NEWSDESK_ALLOW_PRIVATE_NETWORKS=1 to fetch "
                 "from your own network"
             )
+    if not addresses:
+        raise FetchError(f"cannot resolve the host name {host}")
+    return str(addresses[0])
 
 
 def _refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, config: Settings) -> str | None:
@@ -100,6 +104,8 @@ class Fetcher:
             timeout=httpx.Timeout(config.fetch_timeout),
             follow_redirects=False,  # followed here, so every hop's address is checked
             headers={"User-Agent": config.user_agent},
+            # Connections go to checked addresses, named per request: none is kept for another host name.
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
         self._hosts: dict[str, threading.Lock] = {}
         self._hosts_lock = threading.Lock()
@@ -117,24 +123,30 @@ class Fetcher:
         """Fetch a URL; with validators from an earlier fetch, an unchanged resource comes back as 304."""
         current = url
         for _ in range(self.config.max_redirects + 1):
-            check_url(current, self.config)
+            address = check_url(current, self.config)
             headers = {}
             if etag:
                 headers["If-None-Match"] = etag
             if last_modified:
                 headers["If-Modified-Since"] = last_modified
             with self._host_lock(current):
-                location = self._request(current, headers)
+                location = self._request(current, address, headers)
             if isinstance(location, Fetched):
                 return location
             current = location
         raise FetchError(f"more than {self.config.max_redirects} redirects (a redirect loop?)")
 
-    def _request(self, url: str, headers: dict[str, str]) -> Fetched | str:
-        """One request: the response, or where it redirects to."""
+    def _request(self, url: str, address: str, headers: dict[str, str]) -> Fetched | str:
+        """One request to the checked address: the response, or where it redirects to."""
         deadline = time.monotonic() + 3 * self.config.fetch_timeout  # a server that trickles bytes
+        parts = urlsplit(url)
+        host = f"[{address}]" if ":" in address else address
+        pinned = urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+        headers = {**headers, "Host": parts.netloc.rpartition("@")[2]}
+        # TLS still names (and verifies the certificate of) the host in the URL.
+        extensions = {"sni_hostname": parts.hostname} if parts.scheme.lower() == "https" else {}
         try:
-            with self._client.stream("GET", url, headers=headers) as response:
+            with self._client.stream("GET", pinned, headers=headers, extensions=extensions) as response:
                 if response.status_code in REDIRECTS and response.headers.get("location"):
                     return urljoin(url, response.headers["location"])
                 if response.status_code >= 400:

@@ -49,6 +49,7 @@ class WebServer:
 
     routes: dict[str, Route] = field(default_factory=dict)
     log: list[tuple[str, int]] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)  # the Host header of each request
     base: str = ""
 
     def url(self, path: str) -> str:
@@ -64,6 +65,7 @@ def web() -> Iterator[WebServer]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            server_state.hosts.append(self.headers.get("Host", ""))
             route = server_state.routes.get(self.path)
             if route is None:
                 return self._send(404, b"not found", "text/plain")
@@ -465,3 +467,23 @@ def test_a_teaser_entry_is_read_from_its_page_once(web, web_config, embedder) ->
     second = poll(web_config, embedder, feeds=[web.url("/rss.xml")])
     assert (second.new, second.unchanged) == (1, 1)
     assert web.statuses("/culture/glass-museum") == [200], "an entry not updated is not fetched again"
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(web, web_config, monkeypatch) -> None:
+    """A name is resolved once: a second lookup (DNS rebinding) could point it at an internal address."""
+    web.routes["/page"] = Route(ARTICLE_PAGE.format(canonical="").encode())
+    port = web.base.rsplit(":", 1)[1]
+    real = socket.getaddrinfo
+    answers = iter([[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port)))]])
+
+    def resolve(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host == "news.example":  # answers once; a second lookup would fail the fetch
+            return next(answers)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    with Fetcher(web_config) as fetcher:
+        fetched = fetcher.get(f"http://news.example:{port}/page")
+    assert fetched.status == 200 and b"Glass museum" in fetched.body
+    assert fetched.url == f"http://news.example:{port}/page"
+    assert web.statuses("/page") == [200] and web.hosts == [f"news.example:{port}"]
