@@ -16,6 +16,7 @@ from rag.store import PassageFilter, PassageHit, Store
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 CANDIDATES = 40  # hits taken from each search before fusion
+HEADLINE_WEIGHT = 0.3  # fusion weight of the passages of articles whose headline matches the question
 PER_ARTICLE = 2  # passages one article may contribute, so one story cannot fill the context
 # How a question's time words weigh a passage: in the period, outside it, or of unknown date.
 IN_PERIOD, OUT_OF_PERIOD, UNKNOWN_DATE = 1.0, 0.3, 0.6
@@ -96,26 +97,32 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding) -> Retrieva
     )
     # The keyword search runs in SQLite while the question is embedded and Chroma searched: both release
     # the interpreter, so on two cores the two searches cost about the slower one.
+    terms = content_terms(query.question)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        keywords = pool.submit(store.keyword_search, content_terms(query.question), k=CANDIDATES, where=where)
+        keywords = pool.submit(store.keyword_search, terms, k=CANDIDATES, where=where)
         vector = embedder.get_query_embedding(query.question)
         vector_hits = store.vector_search(vector, k=CANDIDATES, where=where)
+        headline_hits = store.headline_search(terms, k=CANDIDATES, where=where) if HEADLINE_WEIGHT else []
         keyword_hits = keywords.result()
-    fused = _fuse(vector_hits, keyword_hits)
+    fused = _fuse(vector_hits, keyword_hits, headline_hits)
     weighted = sorted(
         (_weigh(p, frame, query.as_of) for p in fused), key=lambda passage: passage.score, reverse=True
     )
     return Retrieval(_trim(weighted, k=query.k), frame)
 
 
-def _fuse(vector_hits: Sequence[PassageHit], keyword_hits: Sequence[PassageHit]) -> list[Passage]:
-    """Reciprocal rank fusion of the two result lists."""
+def _fuse(
+    vector_hits: Sequence[PassageHit],
+    keyword_hits: Sequence[PassageHit],
+    headline_hits: Sequence[PassageHit] = (),
+) -> list[Passage]:
+    """Weighted reciprocal rank fusion of the result lists."""
     scores: dict[str, float] = {}
     hits: dict[str, PassageHit] = {}
     similarity = {hit.chunk_id: hit.score for hit in vector_hits}
-    for results in (vector_hits, keyword_hits):
+    for results, weight in ((vector_hits, 1.0), (keyword_hits, 1.0), (headline_hits, HEADLINE_WEIGHT)):
         for rank, hit in enumerate(results):
-            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (RRF_K + rank + 1)
             hits.setdefault(hit.chunk_id, hit)
     return [_passage(hits[cid], score, similarity.get(cid)) for cid, score in scores.items()]
 

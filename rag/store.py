@@ -71,6 +71,15 @@ CREATE TRIGGER IF NOT EXISTS passages_ad AFTER DELETE ON passages BEGIN
     INSERT INTO passages_fts(passages_fts, rowid, title, text)
     VALUES ('delete', old.rowid, old.title, old.text);
 END;
+CREATE VIRTUAL TABLE IF NOT EXISTS headlines_fts USING fts5(
+    title, content='articles', content_rowid='rowid', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS articles_ai AFTER INSERT ON articles BEGIN
+    INSERT INTO headlines_fts(rowid, title) VALUES (new.rowid, new.title);
+END;
+CREATE TRIGGER IF NOT EXISTS articles_ad AFTER DELETE ON articles BEGIN
+    INSERT INTO headlines_fts(headlines_fts, rowid, title) VALUES ('delete', old.rowid, old.title);
+END;
 CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS fetch_state (url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, checked_at TEXT);
 """
@@ -214,7 +223,10 @@ class Store:
         self._common: tuple[int, dict[str, bool]] = (-1, {})  # passages counted, whether each word is common
         if rebuild:
             self._drop_everything()
+        had_headlines = self._has_table("headlines_fts")
         self.db.executescript(_SCHEMA)
+        if not had_headlines:  # a store from before the headline index: index the headlines it holds
+            self.db.execute("INSERT INTO headlines_fts(headlines_fts) VALUES ('rebuild')")
         self._add_missing_columns()
         self._check_model()
         self.collection = self._client.get_or_create_collection(
@@ -263,13 +275,24 @@ class Store:
 
     def _drop_everything(self) -> None:
         # fetch_state goes too: a rebuilt store must fetch every feed in full, not get "not modified".
-        for table in ("passages_fts", "passages", "articles", "pending", "meta", "fetch_state"):
+        for table in (
+            "passages_fts",
+            "headlines_fts",
+            "passages",
+            "articles",
+            "pending",
+            "meta",
+            "fetch_state",
+        ):
             self.db.execute(f"DROP TABLE IF EXISTS {table}")
         try:
             self._client.delete_collection(self.config.collection)
         except Exception as error:  # chromadb raises NotFoundError or ValueError by version
             if "does not exist" not in str(error) and "not found" not in str(error).lower():
                 raise
+
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
     def _add_missing_columns(self) -> None:
         """Bring a store made before a column was added up to date (added columns start empty)."""
@@ -547,6 +570,28 @@ class Store:
         with self._search_lock:
             match = " OR ".join(self._distinctive(phrases))
             rows = self._keyword_rows(match, clauses, params, k)
+        return [_hit(row[:-1], float(row[-1])) for row in rows]
+
+    def headline_search(
+        self, terms: Sequence[str], *, k: int, where: PassageFilter | None = None
+    ) -> list[PassageHit]:
+        """Return up to k passages of the k/4 articles whose headline best matches the terms (BM25 over one
+        row per article), best article first, each article's passages in order (score: the headline's)."""
+        phrases = ['"' + term.replace('"', "") + '"' for term in terms]
+        if not phrases:
+            return []
+        clauses, params = (where or PassageFilter()).for_sql()
+        with self._lock:  # the main connection: the keyword search holds the other one meanwhile
+            rows = self.db.execute(
+                f"""SELECT {_HIT_COLUMNS}, h.score
+                    FROM (SELECT rowid, -bm25(headlines_fts) AS score FROM headlines_fts
+                          WHERE headlines_fts MATCH ? ORDER BY score DESC LIMIT ?) AS h
+                    JOIN articles a ON a.rowid = h.rowid
+                    JOIN passages p ON p.article_id = a.article_id
+                    WHERE TRUE {clauses}
+                    ORDER BY h.score DESC, p.chunk_index LIMIT ?""",
+                (" OR ".join(phrases), max(1, k // 4), *params, k),
+            ).fetchall()
         return [_hit(row[:-1], float(row[-1])) for row in rows]
 
     def _distinctive(self, phrases: list[str]) -> list[str]:
