@@ -152,14 +152,20 @@ def follow(sources: SourceSet, config: Settings, *, every: float) -> int:
         try:
             summary, _ = run_once(sources, config, embedder=embedder)
         except (StoreError, FileNotFoundError) as error:
-            print(f"{datetime.now():%Y-%m-%d %H:%M:%S} poll failed: {error}", flush=True)
+            _log(f"poll failed: {error}")
+        except Exception as error:  # a follower keeps following: the next poll may well succeed
+            _log(f"poll failed: {type(error).__name__}: {error}")
         else:
-            print(f"{datetime.now():%Y-%m-%d %H:%M:%S} poll: {summary.one_line()}", flush=True)
+            _log(f"poll: {summary.one_line()}")
             for failure in summary.failures:
                 print(f"  failed: {failure.source}: {failure.reason}", flush=True)
         stop.wait(every)
     print("Stopped.", flush=True)
     return 0
+
+
+def _log(message: str) -> None:
+    print(f"{datetime.now():%Y-%m-%d %H:%M:%S} {message}", flush=True)
 
 
 def list_articles(config: Settings) -> int:
