@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         sources = choose_sources(args, config)
         if args.follow:
             return follow(sources, config, every=args.every or 60 * config.follow_minutes)
-        summary, stored = run_once(sources, config, args=args)
+        summary, stored = run_once(
+            sources, config, rebuild=args.rebuild and not args.dry_run, prune=args.prune, dry_run=args.dry_run
+        )
     except (StoreError, FileNotFoundError, SourcesFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -114,19 +116,20 @@ def run_once(
     sources: SourceSet,
     config: Settings,
     *,
-    args: argparse.Namespace | None = None,
+    rebuild: bool = False,
+    prune: bool = False,
+    dry_run: bool = False,
     embedder: Callable[[], BaseEmbedding] | None = None,
 ) -> tuple[Summary, int]:
     """One ingest of every source; returns its summary and how many articles the store holds."""
-    rebuild = bool(args and args.rebuild and not args.dry_run)
     with open_store(config, rebuild=rebuild) as store:
         summary = ingest_sources(
             sources,
             config=config,
             store=store,
             embedder=embedder or (lambda: embedding_model_for(config)),
-            prune=bool(args and args.prune),
-            dry_run=bool(args and args.dry_run),
+            prune=prune,
+            dry_run=dry_run,
         )
         return summary, len(store.articles())
 

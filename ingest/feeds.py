@@ -174,7 +174,7 @@ def html_text(markup: str) -> str:
         root = lxml.html.fragment_fromstring(markup, create_parent="div")
     except (lxml.etree.ParserError, ValueError):
         return normalize_text(markup)
-    for junk in [e for e in root.iter("script", "style")]:
+    for junk in list(root.iter("script", "style")):
         junk.drop_tree()
     for element in root.iter():
         if element.tag == "br":

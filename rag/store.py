@@ -563,7 +563,7 @@ class Store:
         self, terms: Sequence[str], *, k: int, where: PassageFilter | None = None
     ) -> list[PassageHit]:
         """Return the k passages that best match any of the terms (BM25 over the FTS5 index), best first."""
-        phrases = ['"' + term.replace('"', "") + '"' for term in terms]
+        phrases = _phrases(terms)
         if not phrases:
             return []
         clauses, params = (where or PassageFilter()).for_sql()
@@ -577,7 +577,7 @@ class Store:
     ) -> list[PassageHit]:
         """Return up to k passages of the k/4 articles whose headline best matches the terms (BM25 over one
         row per article), best article first, each article's passages in order (score: the headline's)."""
-        phrases = ['"' + term.replace('"', "") + '"' for term in terms]
+        phrases = _phrases(terms)
         if not phrases:
             return []
         clauses, params = (where or PassageFilter()).for_sql()
@@ -690,6 +690,11 @@ _HIT_KEYS = (
 _HIT_COLUMNS = "p.chunk_id, p.text, p.chunk_index, p.start, p.end, " + ", ".join(
     f"a.{key}" for key in _HIT_KEYS[3:]
 )
+
+
+def _phrases(terms: Sequence[str]) -> list[str]:
+    """The terms as FTS5 phrases (quoted, so no word is read as an operator)."""
+    return ['"' + term.replace('"', "") + '"' for term in terms]
 
 
 def _hit(row: Sequence[Any], score: float) -> PassageHit:
