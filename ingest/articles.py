@@ -70,6 +70,8 @@ AD_FEEDBACK = re.compile(
     re.IGNORECASE,
 )
 BLANK_RUN = re.compile(r"\n{3,}")
+SLUG_EXTENSION = re.compile(r"\.[A-Za-z]{2,5}$")  # index.html, story.cnn
+SLUG_WORD = re.compile(r"[A-Za-z]{2,}")
 # Only to decode a page's bytes; its metadata is trafilatura's to find.
 HTML_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
@@ -193,7 +195,7 @@ def _text_article(text: str, *, source: SourceFile, warnings: tuple[str, ...]) -
         article_id=url or source.relative_id,
         text=body,
         source=str(source.path),
-        title=title,
+        title=title or headline_from_url(url),
         outlet=as_text(_pick(meta, OUTLET_FIELDS)),
         author=as_text(_pick(meta, AUTHOR_FIELDS)),
         url=url,
@@ -235,7 +237,7 @@ def html_article(
         article_id=url or fallback_id,
         text=rest.strip() if title and first == title and rest.strip() else text,
         source=where,
-        title=title,
+        title=title or headline_from_url(url),
         outlet=as_text(page.sitename) or outlet_from_url(url),
         author=as_text((page.author or "").replace("; ", ", ")),
         url=url,
@@ -348,14 +350,14 @@ def _record_article(
         return Failure(source, f"the record is a JSON {type(record).__name__}, not an object")
     text = _pick(record, TEXT_FIELDS)
     body = normalize_text(text) if isinstance(text, str) else ""
-    title = as_text(_pick(record, TITLE_FIELDS))
+    url = web_url(_pick(record, URL_FIELDS))
+    title = as_text(_pick(record, TITLE_FIELDS)) or headline_from_url(url)
     if not body and isinstance(text, str) and text.strip() and title:
         # A page captured without its story (a video page, say) still reports its headline.
         body = title
         warnings = (*warnings, "the text was only web-page boilerplate; stored the headline alone")
     if not body:
         return Failure(source, f"record has no text (looked for {', '.join(TEXT_FIELDS)})")
-    url = web_url(_pick(record, URL_FIELDS))
     return Article(
         article_id=as_text(_pick(record, ID_FIELDS)) or url or fallback_id,
         text=body,
@@ -394,6 +396,20 @@ def as_text(value: object) -> str | None:
     if isinstance(value, (list, tuple)):
         return ", ".join(part for part in map(as_text, value) if part) or None
     return None
+
+
+def headline_from_url(url: str | None) -> str | None:
+    """The words an article's address gives it, as written there ("squid-game-season-2"): the headline of
+    an article that marks none. The path segment with the most words joined by hyphens or underscores."""
+    try:
+        path = urlsplit(url).path if url else ""
+    except ValueError:
+        return None
+    segments = [SLUG_EXTENSION.sub("", segment) for segment in path.split("/")]
+    slugs = [
+        s for s in segments if len(SLUG_WORD.findall(s)) >= 2 and re.search(r"[A-Za-z0-9][-_][A-Za-z0-9]", s)
+    ]
+    return max(slugs, key=lambda s: len(SLUG_WORD.findall(s))) if slugs else None
 
 
 def web_url(value: object) -> str | None:

@@ -233,7 +233,7 @@ def test_jsonl_with_realtimeqa_fields(tmp_path: Path) -> None:
 
     assert article.article_id == RTQA_RECORD["doc_id"]
     assert article.url == RTQA_RECORD["url"]
-    assert article.title is None
+    assert article.title == "spirit-frontier-airlines-merger"  # no headline: the words of its address
     assert article.author == "Chris Isidore, Matt Egan"
     assert article.published_at == datetime(2022, 2, 7)
     assert article.outlet == "cnn.com"  # no outlet field: the host a reader sees
@@ -258,9 +258,11 @@ def test_video_page_with_only_an_ad_form_is_stored_as_its_headline(tmp_path: Pat
     records.append(
         {"doc_id": "https://news.example/nothing", "text": AD_FORM}
     )  # no headline: nothing to keep
+    recall = "https://news.example/2022/06/15/business/ford-recall/index.html"
+    records.append({"doc_id": recall, "url": recall, "text": AD_FORM})  # its address names the story
     (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
 
-    walmart, sprite, story, nothing = read(tmp_path)
+    walmart, sprite, story, nothing, video = read(tmp_path)
 
     assert isinstance(walmart, Article) and isinstance(sprite, Article)
     # each keeps its own headline as text, so they are not duplicates of one another
@@ -268,6 +270,28 @@ def test_video_page_with_only_an_ad_form_is_stored_as_its_headline(tmp_path: Pat
     assert "headline alone" in walmart.warnings[0]
     assert isinstance(story, Article) and story.text == "The council met.\n\nIt voted."
     assert isinstance(nothing, Failure) and "no text" in nothing.reason
+    assert isinstance(video, Article) and video.title == video.text == "ford-recall"
+
+
+@pytest.mark.parametrize(
+    ("url", "headline"),
+    [
+        ("https://www.cnn.com/2022/06/12/media/squid-game-season-2/index.html", "squid-game-season-2"),
+        (
+            "https://www.usatoday.com/story/money/2019/03/18/retire-abroad-tax-surprises/541879002/",
+            "retire-abroad-tax-surprises",
+        ),
+        ("https://www.cnn.com/videos/us/2022/09/20/desantis-vineyard-probe.cnn", "desantis-vineyard-probe"),
+        ("https://news.example/article?id=12345", None),
+        ("https://news.example/2022/06/12/", None),
+    ],
+)
+def test_an_article_without_a_headline_is_named_by_its_address(
+    tmp_path: Path, url: str, headline: str
+) -> None:
+    (tmp_path / "story.md").write_text(f"---\nurl: {url}\n---\n{BODY}", encoding="utf-8")
+
+    assert only_article(read(tmp_path)).title == headline
 
 
 def test_json_list_with_field_synonyms(tmp_path: Path) -> None:
