@@ -15,14 +15,17 @@ from rag.dates import TimeFrame, time_frame
 from rag.store import PassageFilter, PassageHit, Store
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
-CANDIDATES = 40  # hits taken from each search before fusion
+CANDIDATES = 60  # hits taken from each search before fusion
 HEADLINE_WEIGHT = 0.3  # fusion weight of the passages of articles whose headline matches the question
 PER_ARTICLE = 2  # passages one article may contribute, so one story cannot fill the context
 # How a question's time words weigh a passage: in the period, outside it, or of unknown date.
 IN_PERIOD, OUT_OF_PERIOD, UNKNOWN_DATE = 1.0, 0.3, 0.6
 # Without a named period, recent news weighs more: the weight falls from 1 towards RECENT_FLOOR, halving
 # every RECENT_HALF_LIFE days, or every LATEST_HALF_LIFE days when the question asks for the latest.
-RECENT_HALF_LIFE, LATEST_HALF_LIFE, RECENT_FLOOR = 30.0, 7.0, 0.5
+RECENT_HALF_LIFE, LATEST_HALF_LIFE, RECENT_FLOOR = 30.0, 7.0, 0.3
+# An article whose passages are about different stories (a digest of the day's news, a live blog) weighs
+# less than one about a single story: fully below FOCUS_LOW, not at all from FOCUS_HIGH (see `article_focus`).
+FOCUS_LOW, FOCUS_HIGH, MULTI_STORY_WEIGHT = 0.35, 0.5, 0.3
 UNDATED_AGE = 90  # days an undated article counts as old when recency matters
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
@@ -54,6 +57,7 @@ class Passage:
     end: int
     score: float
     similarity: float | None  # cosine similarity to the question, when the vector search found it
+    focus: float | None = None  # how closely its article keeps to one story (None: too short to tell)
 
     @property
     def published_date(self) -> date | None:
@@ -142,11 +146,13 @@ def _passage(hit: PassageHit, score: float, similarity: float | None) -> Passage
         end=int(meta.get("end", len(hit.text))),
         score=score,
         similarity=similarity,
+        focus=meta.get("focus"),
     )
 
 
 def _weigh(passage: Passage, frame: TimeFrame, as_of: date) -> Passage:
-    """Favour passages from the period the question names, else recent ones (more so for "the latest")."""
+    """Favour passages from the period the question names, else recent ones (more so for "the latest"),
+    and passages of articles about one story over digests of many."""
     published = passage.published_date
     if frame.is_range:
         factor = (
@@ -159,6 +165,9 @@ def _weigh(passage: Passage, frame: TimeFrame, as_of: date) -> Passage:
         half_life = LATEST_HALF_LIFE if frame.prefer_recent else RECENT_HALF_LIFE
         decay = math.exp(-max(age, 0) / half_life * math.log(2))
         factor = RECENT_FLOOR + (1 - RECENT_FLOOR) * decay
+    if passage.focus is not None and passage.focus < FOCUS_HIGH:
+        share = max(passage.focus - FOCUS_LOW, 0.0) / (FOCUS_HIGH - FOCUS_LOW)
+        factor *= MULTI_STORY_WEIGHT + (1 - MULTI_STORY_WEIGHT) * share
     return replace(passage, score=passage.score * factor)
 
 

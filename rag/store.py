@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
 from rag.config import Settings
@@ -35,6 +36,7 @@ COMMON_SHARE = 0.1  # a query word in more than this share of passages is left o
 COMMON_FLOOR = 2000  # ... and in more passages than this (below it, ranking them all is cheap anyway)
 TITLE_WEIGHT = 1.0  # BM25 weight of a passage's headline against its text (1.0)
 UNKNOWN_TS = -1e12  # published_ts of an article whose date is unknown, in Chroma metadata
+FOCUS_MIN_PASSAGES = 3  # an article's focus is measured from this many passages up (shorter ones keep to one)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,7 +49,8 @@ CREATE TABLE IF NOT EXISTS articles (
     chunk_count INTEGER NOT NULL,
     duplicate_of TEXT,
     ingested_at TEXT NOT NULL,
-    updated_at TEXT
+    updated_at TEXT,
+    focus REAL
 );
 CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
 CREATE TABLE IF NOT EXISTS passages (
@@ -236,6 +239,7 @@ class Store:
             embedding_function=None,
         )
         self._check_collection_model()
+        self._measure_focus()
 
     # Opening and closing
 
@@ -299,6 +303,31 @@ class Store:
         present = {row[1] for row in self.db.execute("PRAGMA table_info(articles)")}
         if "updated_at" not in present:
             self.db.execute("ALTER TABLE articles ADD COLUMN updated_at TEXT")
+        if "focus" not in present:
+            self.db.execute("ALTER TABLE articles ADD COLUMN focus REAL")
+
+    def _measure_focus(self) -> None:
+        """Measure the focus of stored articles that lack it (a store from before it was kept), from the
+        passage vectors Chroma holds: one pass over them, the first time such a store is opened."""
+        rows = self.db.execute(
+            "SELECT p.article_id, p.chunk_id FROM passages p JOIN articles a ON a.article_id = p.article_id "
+            "WHERE a.focus IS NULL AND a.chunk_count >= ? ORDER BY p.article_id, p.chunk_index",
+            (FOCUS_MIN_PASSAGES,),
+        ).fetchall()
+        if not rows:
+            return
+        vectors: dict[str, list[Sequence[float]]] = {}
+        owner = {chunk_id: article_id for article_id, chunk_id in rows}
+        chunk_ids = list(owner)
+        for start in range(0, len(chunk_ids), _UPSERT_BATCH):
+            got = self.collection.get(ids=chunk_ids[start : start + _UPSERT_BATCH], include=["embeddings"])
+            for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=True):
+                vectors.setdefault(owner[chunk_id], []).append(vector)
+        with self._transaction():
+            self.db.executemany(
+                "UPDATE articles SET focus = ? WHERE article_id = ?",
+                [(article_focus(v), article_id) for article_id, v in vectors.items()],
+            )
 
     def _check_model(self) -> None:
         stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -413,7 +442,9 @@ class Store:
         with self._transaction():
             for item in writes:
                 self._delete_rows(item.article.article_id)
-                self._insert_article(item.article, len(item.chunks), duplicate_of=None)
+                self._insert_article(
+                    item.article, len(item.chunks), duplicate_of=None, focus=article_focus(item.vectors)
+                )
                 self.db.executemany(
                     "INSERT INTO passages (chunk_id, article_id, chunk_index, start, end, title, text) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -463,9 +494,11 @@ class Store:
         self.db.execute("DELETE FROM passages WHERE article_id = ?", (article_id,))
         self.db.execute("DELETE FROM articles WHERE article_id = ?", (article_id,))
 
-    def _insert_article(self, article: Article, chunk_count: int, *, duplicate_of: str | None) -> None:
+    def _insert_article(
+        self, article: Article, chunk_count: int, *, duplicate_of: str | None, focus: float | None = None
+    ) -> None:
         self.db.execute(
-            f"INSERT INTO articles ({_ARTICLE_COLUMNS}, published_ts) VALUES ({', '.join('?' * 14)})",
+            f"INSERT INTO articles ({_ARTICLE_COLUMNS}, published_ts, focus) VALUES ({', '.join('?' * 15)})",
             (
                 article.article_id,
                 article.source,
@@ -481,6 +514,7 @@ class Store:
                 datetime.now(UTC).isoformat(timespec="seconds"),
                 article.updated_at.isoformat() if article.updated_at else None,
                 _timestamp(article.published_at) if article.published_at else None,
+                focus,
             ),
         )
 
@@ -685,11 +719,25 @@ class PassageFilter:
 
 _HIT_KEYS = (
     "chunk_index", "start", "end", "article_id", "title", "outlet", "author", "url",
-    "published_at", "published_ts", "content_hash",
+    "published_at", "published_ts", "content_hash", "focus",
 )  # fmt: skip
 _HIT_COLUMNS = "p.chunk_id, p.text, p.chunk_index, p.start, p.end, " + ", ".join(
     f"a.{key}" for key in _HIT_KEYS[3:]
 )
+
+
+def article_focus(vectors: Sequence[Sequence[float]]) -> float | None:
+    """How closely an article keeps to one subject: the mean cosine similarity between pairs of its
+    passages (unit vectors). A story scores about 0.7 with MiniLM; a digest of the day's news ("5 things
+    to know") or a live blog, whose passages are about different stories, 0.2 to 0.4. None for an article
+    of fewer than FOCUS_MIN_PASSAGES passages."""
+    n = len(vectors)
+    if n < FOCUS_MIN_PASSAGES:
+        return None
+    matrix = np.asarray(vectors, dtype=np.float64)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
+    total = matrix.sum(axis=0)
+    return float((total @ total - n) / (n * (n - 1)))
 
 
 def _phrases(terms: Sequence[str]) -> list[str]:

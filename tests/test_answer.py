@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import rag.retrieve
 from conftest import ROOT, SEEDS
 from openai_server import openai_server
 from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer, Sources, TextDelta
@@ -326,3 +327,98 @@ def test_cli_json_lists_answer_citations_and_ranked_passages(seeded) -> None:
     assert payload["citations"][0]["article_id"] == SEED_ID
     assert payload["citations"][0]["published_at"] is None
     assert payload["passages"][0]["article_id"] == SEED_ID and "score" in payload["passages"][0]
+
+
+DIGEST_SECTIONS = {
+    "Harbor bridge": "The harbor bridge will close for six weeks of repairs starting Monday, the city said. "
+    "Engineers found corroded cables during an inspection, and drivers should use the tunnel instead. "
+    "The harbor bridge repairs will cost 40 million dollars, paid by the state and the city together. "
+    "Ferries will run every ten minutes while the harbor bridge is closed for the repairs.",
+    "School budget": "The school board approved a budget that hires 120 teachers and repairs three old "
+    "gyms. Parents packed the meeting for four hours, and the vote was six to one. Class sizes in the first "
+    "grade will fall to twenty pupils, and every high school gets a new science laboratory next autumn. "
+    "The union called the budget a good start and asked for higher pay for substitute teachers.",
+    "Basketball": "The Riverside Otters won the basketball championship with a buzzer-beater in double "
+    "overtime. Point guard Maya Chen scored 41 points, a finals record, and was named the most valuable "
+    "player. Fans flooded the streets downtown until midnight. The team will parade through the old town "
+    "on Saturday, and the mayor promised free tram rides for anyone wearing green and gold.",
+    "Weather": "Forecasters expect a late snowstorm to bring up to thirty centimetres of snow to the hills "
+    "on Wednesday night. Schools in the valley may open late, and the airport warned of delays. Farmers "
+    "said the cold snap could damage early apricot blossoms. Temperatures should climb back to twelve "
+    "degrees by the weekend, with sunshine and light winds from the south.",
+    "Museum": "The natural history museum opens a dinosaur hall with a complete tyrannosaur skeleton found "
+    "by a farmer in 2019. Tickets for the first weekend sold out within an hour. The skeleton, nicknamed "
+    "Big Rosa, is the most complete of its kind in Europe, and children under twelve get in free on "
+    "Sundays. Curators spent three years cleaning and mounting the bones in the museum's workshop.",
+}
+BRIDGE_STORY = (
+    "Drivers face six weeks of detours after the city closed the harbor crossing for urgent work. "
+    "Inspectors found corroded suspension cables in February, and the transport department said the "
+    "crossing could not stay open safely while crews replace them. The closure starts on Monday. "
+    "Commuters are told to take the tunnel, which adds about fifteen minutes at rush hour, or the "
+    "extra ferries that will leave the quay every ten minutes.\n\n"
+    "The work will cost about 40 million dollars, shared between the state and the city. Crews will "
+    "work day and night, and the transport department said it hoped to reopen one lane in each "
+    "direction after four weeks if the new cables pass their load tests early.\n\n"
+    "Shop owners near the crossing worry about lost trade. The chamber of commerce asked the city for "
+    "free parking downtown during the closure, and the mayor said she would decide by Friday. "
+    "Cyclists and pedestrians can still use the walkway on the crossing's east side, guarded by a "
+    "barrier while crews lift the old cables away from the deck and lower the new ones into place.\n\n"
+    "The crossing opened in 1964 and carries about 60,000 vehicles a day. Its cables were last replaced "
+    "in 1991, and the inspectors' report said salt spray from the harbor had eaten into the steel faster "
+    "than expected. The transport department will check the crossing's other cables every six months "
+    "from now on, and it has asked the state for money to paint the towers while the scaffolding is up.\n\n"
+    "Bus routes 4 and 12 will be diverted through the tunnel for the whole closure, and the city will add "
+    "night buses on weekends. Delivery trucks over twelve tonnes must use the ring road. Emergency "
+    "vehicles keep one lane on the crossing open at all times, the fire chief said, so that ambulances "
+    "can reach the hospital on the north shore without the detour through the tunnel."
+)
+
+
+def test_a_story_comes_before_a_digest_that_mentions_it(
+    ingest, config, embedder, tmp_path, monkeypatch
+) -> None:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    digest = "\n\n".join(f"## {name}\n\n{text}" for name, text in DIGEST_SECTIONS.items())
+    (folder / "digest.md").write_text(
+        "---\ntitle: Five things to know for March 4\noutlet: Metro News\npublished: 2024-03-04\n---\n"
+        f"{digest}\n"
+    )
+    (folder / "bridge.md").write_text(
+        "---\ntitle: Six weeks of detours for drivers\noutlet: Harbor Times\npublished: 2024-03-02\n"
+        f"---\n{BRIDGE_STORY}\n"
+    )
+    ingest(folder)
+    question, as_of = "How long will the harbor bridge close for repairs?", date(2024, 3, 5)
+    with open_store(config) as store:
+        focus = dict(store.db.execute("SELECT title, focus FROM articles").fetchall())
+
+    # the digest's passages are about five stories, the story's about one
+    assert focus["Five things to know for March 4"] < rag.retrieve.FOCUS_LOW < rag.retrieve.FOCUS_HIGH
+    assert focus["Six weeks of detours for drivers"] > rag.retrieve.FOCUS_HIGH
+    first = answer(config, embedder, question, as_of=as_of).turn.retrieval.passages[0]
+    assert first.title == "Six weeks of detours for drivers"
+    # the digest repeats the question's words and is newer: weighed as a story, it would come first
+    monkeypatch.setattr(rag.retrieve, "MULTI_STORY_WEIGHT", 1.0)
+    first = answer(config, embedder, question, as_of=as_of).turn.retrieval.passages[0]
+    assert first.title == "Five things to know for March 4"
+
+
+def test_focus_is_measured_for_a_store_made_before_it_was_kept(ingest, config, tmp_path) -> None:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "bridge.md").write_text(f"---\ntitle: Harbor crossing shut\n---\n{BRIDGE_STORY}\n")
+    (folder / "short.md").write_text("---\ntitle: Ferry times\n---\nFerries leave every ten minutes.\n")
+    ingest(folder)
+    with open_store(config) as store:
+        measured = dict(store.db.execute("SELECT title, focus FROM articles").fetchall())
+        store.db.execute("UPDATE articles SET focus = NULL")  # as a store from before the focus was kept
+
+    with open_store(config) as store:
+        again = dict(store.db.execute("SELECT title, focus FROM articles").fetchall())
+
+    assert measured["Harbor crossing shut"] > rag.retrieve.FOCUS_HIGH
+    assert measured["Ferry times"] is None  # one passage: nothing to measure
+    assert again["Harbor crossing shut"] == pytest.approx(measured["Harbor crossing shut"], abs=1e-6)
+    assert again["Ferry times"] is None
