@@ -20,8 +20,8 @@ HEADLINE_WEIGHT = 0.3  # fusion weight of the passages of articles whose headlin
 PER_ARTICLE = 2  # passages one article may contribute, so one story cannot fill the context
 # How a question's time words weigh a passage: in the period, outside it, or of unknown date.
 IN_PERIOD, OUT_OF_PERIOD, UNKNOWN_DATE = 1.0, 0.3, 0.6
-# Without a named period, recent news weighs more: the weight falls from 1 towards RECENT_FLOOR, halving
-# every RECENT_HALF_LIFE days, or every LATEST_HALF_LIFE days when the question asks for the latest.
+# Recent news weighs more: the weight falls from 1 towards RECENT_FLOOR with age at the end of the period
+# asked about, halving every RECENT_HALF_LIFE days, or every LATEST_HALF_LIFE when it asks for the latest.
 RECENT_HALF_LIFE, LATEST_HALF_LIFE, RECENT_FLOOR = 30.0, 7.0, 0.3
 # An article whose passages are about different stories (a digest of the day's news, a live blog) weighs
 # less than one about a single story: fully below FOCUS_LOW, not at all from FOCUS_HIGH (see `article_focus`).
@@ -151,20 +151,20 @@ def _passage(hit: PassageHit, score: float, similarity: float | None) -> Passage
 
 
 def _weigh(passage: Passage, frame: TimeFrame, as_of: date) -> Passage:
-    """Favour passages from the period the question names, else recent ones (more so for "the latest"),
+    """Favour newer reporting (more so for "the latest"), passages from the period the question names,
     and passages of articles about one story over digests of many."""
     published = passage.published_date
+    # News questions ask for the news as of the end of their period (as_of when they name none): the
+    # newer weighs more, the old still counts, an undated article counts as UNDATED_AGE days old.
+    end = frame.end if frame.end is not None else as_of
+    age = (end - published).days if published else UNDATED_AGE
+    half_life = LATEST_HALF_LIFE if frame.prefer_recent else RECENT_HALF_LIFE
+    decay = math.exp(-max(age, 0) / half_life * math.log(2))
+    factor = RECENT_FLOOR + (1 - RECENT_FLOOR) * decay
     if frame.is_range:
-        factor = (
+        factor *= (
             UNKNOWN_DATE if published is None else IN_PERIOD if frame.contains(published) else OUT_OF_PERIOD
         )
-    else:
-        # A news question that names no period asks about the news of the day ("latest" or not): the
-        # recent weighs more, the old still counts, an undated article counts as UNDATED_AGE days old.
-        age = (as_of - published).days if published else UNDATED_AGE
-        half_life = LATEST_HALF_LIFE if frame.prefer_recent else RECENT_HALF_LIFE
-        decay = math.exp(-max(age, 0) / half_life * math.log(2))
-        factor = RECENT_FLOOR + (1 - RECENT_FLOOR) * decay
     if passage.focus is not None and passage.focus < FOCUS_HIGH:
         share = max(passage.focus - FOCUS_LOW, 0.0) / (FOCUS_HIGH - FOCUS_LOW)
         factor *= MULTI_STORY_WEIGHT + (1 - MULTI_STORY_WEIGHT) * share

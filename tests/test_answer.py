@@ -130,7 +130,14 @@ def test_this_week_prefers_that_weeks_article_and_never_cites_the_future(
     assert later.turn.retrieval.passages[0].published_at.startswith("2024-03-20")
 
 
-def test_without_a_named_period_the_newer_report_comes_first(ingest, config, embedder, tmp_path) -> None:
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the bus fare set by the transit board?",
+        "What is the bus fare set by the transit board this year?",  # both reports are in the period
+    ],
+)
+def test_the_newer_report_comes_first(ingest, config, embedder, tmp_path, question) -> None:
     folder = tmp_path / "fares"
     folder.mkdir()
     reports = {
@@ -145,9 +152,7 @@ def test_without_a_named_period_the_newer_report_comes_first(ingest, config, emb
         )
     ingest(folder)
 
-    answered = answer(
-        config, embedder, "What is the bus fare set by the transit board?", as_of=date(2024, 5, 20)
-    )
+    answered = answer(config, embedder, question, as_of=date(2024, 5, 20))
 
     assert answered.turn.retrieval.passages[0].published_at.startswith("2024-05-10")
     assert answered.text.startswith("The transit board set the bus fare at 3 dollars")
