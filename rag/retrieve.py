@@ -104,7 +104,7 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding) -> Retrieva
     terms = content_terms(query.question)
     with ThreadPoolExecutor(max_workers=1) as pool:
         keywords = pool.submit(store.keyword_search, terms, k=CANDIDATES, where=where)
-        vector = embedder.get_query_embedding(query.question)
+        vector = embedder.get_query_embedding(_without_period(query.question, frame))
         vector_hits = store.vector_search(vector, k=CANDIDATES, where=where)
         headline_hits = store.headline_search(terms, k=CANDIDATES, where=where) if HEADLINE_WEIGHT else []
         keyword_hits = keywords.result()
@@ -113,6 +113,15 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding) -> Retrieva
         (_weigh(p, frame, query.as_of) for p in fused), key=lambda passage: passage.score, reverse=True
     )
     return Retrieval(_trim(weighted, k=query.k), frame)
+
+
+def _without_period(question: str, frame: TimeFrame) -> str:
+    """The question without the words that name its period ("this week", "recently"): the dates weigh
+    that, and articles seldom say it, so in the question's vector it only pulls towards other text."""
+    if not frame.phrase:
+        return question
+    rest = re.sub(r"\s+([?.,!])", r"\1", " ".join(question.replace(frame.phrase, " ").split()))
+    return rest if content_terms(rest) else question
 
 
 def _fuse(

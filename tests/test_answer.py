@@ -427,3 +427,21 @@ def test_focus_is_measured_for_a_store_made_before_it_was_kept(ingest, config, t
     assert measured["Ferry times"] is None  # one passage: nothing to measure
     assert again["Harbor crossing shut"] == pytest.approx(measured["Harbor crossing shut"], abs=1e-6)
     assert again["Ferry times"] is None
+
+
+@pytest.mark.parametrize(
+    ("question", "searched"),
+    [
+        (
+            "Which automaker recalled 2.9 million vehicles this week?",
+            "Which automaker recalled 2.9 million vehicles?",
+        ),
+        ("Who won the vote in June?", "Who won the vote?"),
+        ("What happened this week?", "What happened this week?"),  # nothing else to search for
+        ("Who won the vote?", "Who won the vote?"),
+    ],
+)
+def test_the_words_naming_the_period_are_left_out_of_the_question_vector(question, searched) -> None:
+    frame = rag.retrieve.time_frame(question, as_of=date(2024, 7, 1))
+
+    assert rag.retrieve._without_period(question, frame) == searched
