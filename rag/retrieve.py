@@ -26,9 +26,18 @@ RECENT_HALF_LIFE, LATEST_HALF_LIFE, RECENT_FLOOR = 30.0, 7.0, 0.3
 # An article whose passages are about different stories (a digest of the day's news, a live blog) weighs
 # less than one about a single story: fully below FOCUS_LOW, not at all from FOCUS_HIGH (see `article_focus`).
 FOCUS_LOW, FOCUS_HIGH, MULTI_STORY_WEIGHT = 0.35, 0.5, 0.3
+# A question about what happened is answered from reporting: opinion pieces weigh less, unless the question
+# asks for opinions.
+OPINION_WEIGHT = 0.5
 UNDATED_AGE = 90  # days an undated article counts as old when recency matters
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
+_OPINION_SECTION = re.compile(r"/(opinions?|commentary|editorials?|op-?eds?)/", re.IGNORECASE)
+_OPINION_HEADLINE = re.compile(r"\s*opinion\b", re.IGNORECASE)  # "Opinion: ...", "OPINION | ..."
+_ASKS_OPINION = re.compile(
+    r"\b(opinions?|op-?eds?|editorials?|columns?|columnists?|commentary|commentators?|argue[sd]?|think)\b",
+    re.IGNORECASE,
+)
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below
     between both but by can could did do does doing down during each few for from further had has have having
@@ -110,7 +119,12 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding) -> Retrieva
         keyword_hits = keywords.result()
     fused = _fuse(vector_hits, keyword_hits, headline_hits)
     weighted = sorted(
-        (_weigh(p, frame, query.as_of) for p in fused), key=lambda passage: passage.score, reverse=True
+        (
+            _weigh(p, frame, query.as_of, opinions_asked=bool(_ASKS_OPINION.search(query.question)))
+            for p in fused
+        ),
+        key=lambda passage: passage.score,
+        reverse=True,
     )
     return Retrieval(_trim(weighted, k=query.k), frame)
 
@@ -159,9 +173,9 @@ def _passage(hit: PassageHit, score: float, similarity: float | None) -> Passage
     )
 
 
-def _weigh(passage: Passage, frame: TimeFrame, as_of: date) -> Passage:
+def _weigh(passage: Passage, frame: TimeFrame, as_of: date, *, opinions_asked: bool = False) -> Passage:
     """Favour newer reporting (more so for "the latest"), passages from the period the question names,
-    and passages of articles about one story over digests of many."""
+    passages of articles about one story over digests of many, and reporting over opinion pieces."""
     published = passage.published_date
     # News questions ask for the news as of the end of their period (as_of when they name none): the
     # newer weighs more, the old still counts, an undated article counts as UNDATED_AGE days old.
@@ -177,7 +191,14 @@ def _weigh(passage: Passage, frame: TimeFrame, as_of: date) -> Passage:
     if passage.focus is not None and passage.focus < FOCUS_HIGH:
         share = max(passage.focus - FOCUS_LOW, 0.0) / (FOCUS_HIGH - FOCUS_LOW)
         factor *= MULTI_STORY_WEIGHT + (1 - MULTI_STORY_WEIGHT) * share
+    if not opinions_asked and is_opinion(passage.url, passage.title):
+        factor *= OPINION_WEIGHT
     return replace(passage, score=passage.score * factor)
+
+
+def is_opinion(url: str | None, title: str | None) -> bool:
+    """Whether an article is an opinion piece: filed under an opinion section or headlined as one."""
+    return bool((url and _OPINION_SECTION.search(url)) or (title and _OPINION_HEADLINE.match(title)))
 
 
 def _trim(passages: Sequence[Passage], *, k: int) -> list[Passage]:

@@ -445,3 +445,35 @@ def test_the_words_naming_the_period_are_left_out_of_the_question_vector(questio
     frame = rag.retrieve.time_frame(question, as_of=date(2024, 7, 1))
 
     assert rag.retrieve._without_period(question, frame) == searched
+
+
+def test_reporting_comes_before_an_opinion_piece_unless_opinions_are_asked(
+    ingest, config, embedder, tmp_path, monkeypatch
+) -> None:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "report.md").write_text(
+        "---\ntitle: Harbor bridge shut for cable repairs\noutlet: Harbor Times\npublished: 2024-03-01\n"
+        "url: https://harbortimes.example/2024/03/01/local/harbor-bridge-shut/\n---\n"
+        "The city closed the harbor bridge on Friday after inspectors found corroded cables.\n"
+    )
+    (folder / "column.md").write_text(
+        "---\ntitle: 'Opinion: Closing the harbor bridge was the right call'\noutlet: Harbor Times\n"
+        "published: 2024-03-02\nurl: https://harbortimes.example/2024/03/02/opinions/harbor-bridge-closing/\n"
+        "---\nWhy did the city close the harbor bridge? Closing the harbor bridge was brave. The city closed "
+        "the harbor bridge because it had to, and the city should be thanked for closing the bridge.\n"
+    )
+    ingest(folder)
+
+    def first(question: str) -> str | None:
+        return answer(config, embedder, question, as_of=date(2024, 3, 5)).turn.retrieval.passages[0].title
+
+    assert first("Why did the city close the harbor bridge?") == "Harbor bridge shut for cable repairs"
+    assert first("What do columnists think of the city closing the harbor bridge?") == (
+        "Opinion: Closing the harbor bridge was the right call"
+    )
+    # the column repeats the question's words and is newer: weighed as reporting, it would come first
+    monkeypatch.setattr(rag.retrieve, "OPINION_WEIGHT", 1.0)
+    assert first("Why did the city close the harbor bridge?") == (
+        "Opinion: Closing the harbor bridge was the right call"
+    )
