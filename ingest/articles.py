@@ -72,6 +72,7 @@ AD_FEEDBACK = re.compile(
 BLANK_RUN = re.compile(r"\n{3,}")
 SLUG_EXTENSION = re.compile(r"\.[A-Za-z]{2,5}$")  # index.html, story.cnn
 SLUG_WORD = re.compile(r"[A-Za-z]{2,}")
+SLUG_JOIN = re.compile(r"[A-Za-z0-9][-_][A-Za-z0-9]")  # words joined by hyphens or underscores
 # Only to decode a page's bytes; its metadata is trafilatura's to find.
 HTML_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
@@ -406,9 +407,7 @@ def headline_from_url(url: str | None) -> str | None:
     except ValueError:
         return None
     segments = [SLUG_EXTENSION.sub("", segment) for segment in path.split("/")]
-    slugs = [
-        s for s in segments if len(SLUG_WORD.findall(s)) >= 2 and re.search(r"[A-Za-z0-9][-_][A-Za-z0-9]", s)
-    ]
+    slugs = [s for s in segments if len(SLUG_WORD.findall(s)) >= 2 and SLUG_JOIN.search(s)]
     return max(slugs, key=lambda s: len(SLUG_WORD.findall(s))) if slugs else None
 
 

@@ -33,7 +33,7 @@ UNDATED_AGE = 90  # days an undated article counts as old when recency matters
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
 _OPINION_SECTION = re.compile(r"/(opinions?|commentary|editorials?|op-?eds?)/", re.IGNORECASE)
-_OPINION_HEADLINE = re.compile(r"\s*opinion\b", re.IGNORECASE)  # "Opinion: ...", "OPINION | ..."
+_OPINION_HEADLINE = re.compile(r"\s*opinion\s*(:|\||[-–—]\s)", re.IGNORECASE)  # "Opinion: ...", "OPINION | ..."
 _ASKS_OPINION = re.compile(
     r"\b(opinions?|op-?eds?|editorials?|columns?|columnists?|commentary|commentators?|argue[sd]?|think)\b",
     re.IGNORECASE,
@@ -118,11 +118,9 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding) -> Retrieva
         headline_hits = store.headline_search(terms, k=CANDIDATES, where=where) if HEADLINE_WEIGHT else []
         keyword_hits = keywords.result()
     fused = _fuse(vector_hits, keyword_hits, headline_hits)
+    opinions_asked = bool(_ASKS_OPINION.search(query.question))
     weighted = sorted(
-        (
-            _weigh(p, frame, query.as_of, opinions_asked=bool(_ASKS_OPINION.search(query.question)))
-            for p in fused
-        ),
+        (_weigh(p, frame, query.as_of, opinions_asked=opinions_asked) for p in fused),
         key=lambda passage: passage.score,
         reverse=True,
     )

@@ -477,3 +477,22 @@ def test_reporting_comes_before_an_opinion_piece_unless_opinions_are_asked(
     assert first("Why did the city close the harbor bridge?") == (
         "Opinion: Closing the harbor bridge was the right call"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "title", "opinion"),
+    [
+        (
+            "https://www.cnn.com/2022/07/11/opinions/webb-telescope-images/index.html",
+            "Webb's new images",
+            True,
+        ),
+        ("https://www.usatoday.com/story/opinion/2022/07/01/abortion-ruling/7781234001/", None, True),
+        (None, "Opinion: The bridge had to close", True),
+        (None, "OPINION | Why the vote matters", True),
+        (None, "Opinion poll shows the mayor ahead", False),
+        ("https://news.example/2022/07/01/politics/opinion-poll-mayor/", "Poll: mayor ahead", False),
+    ],
+)
+def test_opinion_pieces_are_told_by_their_section_or_headline(url, title, opinion) -> None:
+    assert rag.retrieve.is_opinion(url, title) is opinion
