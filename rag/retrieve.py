@@ -33,7 +33,9 @@ UNDATED_AGE = 90  # days an undated article counts as old when recency matters
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
 _OPINION_SECTION = re.compile(r"/(opinions?|commentary|editorials?|op-?eds?)/", re.IGNORECASE)
-_OPINION_HEADLINE = re.compile(r"\s*opinion\s*(:|\||[-–—]\s)", re.IGNORECASE)  # "Opinion: ...", "OPINION | ..."
+_OPINION_HEADLINE = re.compile(
+    r"\s*opinion\s*(:|\||[-–—]\s)", re.IGNORECASE
+)  # "Opinion: ...", "OPINION | ..."
 _ASKS_OPINION = re.compile(
     r"\b(opinions?|op-?eds?|editorials?|columns?|columnists?|commentary|commentators?|argue[sd]?|think)\b",
     re.IGNORECASE,
@@ -132,7 +134,8 @@ def _without_period(question: str, frame: TimeFrame) -> str:
     that, and articles seldom say it, so in the question's vector it only pulls towards other text."""
     if not frame.phrase:
         return question
-    rest = re.sub(r"\s+([?.,!])", r"\1", " ".join(question.replace(frame.phrase, " ").split()))
+    without = re.sub(re.escape(frame.phrase), " ", question, flags=re.IGNORECASE)
+    rest = re.sub(r"\s+([?.,!])", r"\1", " ".join(without.split())).lstrip(",. ")
     return rest if content_terms(rest) else question
 
 

@@ -309,15 +309,23 @@ class Store:
     def _measure_focus(self) -> None:
         """Measure the focus of stored articles that lack it (a store from before it was kept), from the
         passage vectors Chroma holds: one pass over them, the first time such a store is opened."""
-        rows = self.db.execute(
-            "SELECT p.article_id, p.chunk_id FROM passages p JOIN articles a ON a.article_id = p.article_id "
-            "WHERE a.focus IS NULL AND a.chunk_count >= ? ORDER BY p.article_id, p.chunk_index",
-            (FOCUS_MIN_PASSAGES,),
-        ).fetchall()
-        if not rows:
+        missing = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT article_id FROM articles WHERE focus IS NULL AND chunk_count >= ?",
+                (FOCUS_MIN_PASSAGES,),
+            )
+        ]  # a scan of the catalog's articles only: every store is asked this when it opens
+        if not missing:
             return
+        owner = dict(
+            self.db.execute(
+                "SELECT chunk_id, article_id FROM passages "
+                "WHERE article_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(missing),),
+            ).fetchall()
+        )
         vectors: dict[str, list[Sequence[float]]] = {}
-        owner = {chunk_id: article_id for article_id, chunk_id in rows}
         chunk_ids = list(owner)
         for start in range(0, len(chunk_ids), _UPSERT_BATCH):
             got = self.collection.get(ids=chunk_ids[start : start + _UPSERT_BATCH], include=["embeddings"])

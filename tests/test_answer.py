@@ -437,6 +437,7 @@ def test_focus_is_measured_for_a_store_made_before_it_was_kept(ingest, config, t
             "Which automaker recalled 2.9 million vehicles?",
         ),
         ("Who won the vote in June?", "Who won the vote?"),
+        ("This week, which automaker recalled vehicles?", "which automaker recalled vehicles?"),
         ("What happened this week?", "What happened this week?"),  # nothing else to search for
         ("Who won the vote?", "Who won the vote?"),
     ],
