@@ -169,6 +169,7 @@ def main() -> None:
             store=store,
             embedder=embedder,
             answerer=answerer,
+            config=config.retrieval,
         )
         sources: list[Sources] = []
 

@@ -73,15 +73,16 @@ def percentile(values: list[float], share: float) -> float:
 
 def measure(config: Settings, questions: list[dict[str, object]], model: MiniLMEmbedding) -> dict[str, float]:
     """Time retrieval, the extractive answer and the vector-only baseline for every question."""
-    answerer = ExtractiveAnswerer()
+    answerer = ExtractiveAnswerer(config.answer)
     times: dict[str, list[float]] = {"retrieval": [], "answer": [], "vector only": []}
     hits = {"hybrid": 0, "vector only": 0}
     with open_store(config) as store:
-        retrieve(Query("warm up", as_of=_as_of(questions[0])), store=store, embedder=model)
+        search = dict(store=store, embedder=model, config=config.retrieval)
+        retrieve(Query("warm up", as_of=_as_of(questions[0])), **search)  # type: ignore[arg-type]
         for question in questions:
             text, gold = str(question["question"]), set(question["gold_doc_ids"])  # type: ignore[call-overload]
             started = time.perf_counter()
-            found = retrieve(Query(text, as_of=_as_of(question)), store=store, embedder=model)
+            found = retrieve(Query(text, as_of=_as_of(question)), **search)  # type: ignore[arg-type]
             middle = time.perf_counter()
             list(answerer.answer(text, found.passages, as_of=_as_of(question)))
             times["retrieval"].append(middle - started)

@@ -55,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with open_store(config) as store:
             turn = ask(
-                query, store=store, embedder=embedding_model_for(config), answerer=answerer_for(config)
+                query,
+                store=store,
+                embedder=embedding_model_for(config),
+                answerer=answerer_for(config),
+                config=config.retrieval,
             )
             text, sources = [], None
             for event in turn.events:

@@ -14,22 +14,16 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from rag.citations import CitationTracker
-from rag.config import Settings
+from rag.config import AnswerConfig, Settings
 from rag.prompts import NO_ANSWER, answer_messages, rewrite_messages
 from rag.retrieve import Passage, content_terms
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
 
-MAX_SENTENCES = 3
-KEEP_WITHIN = 0.7  # sentences scoring at least this share of the best one are quoted too
-RANK_WEIGHT = 0.5  # how much the passage's retrieval score (dates included) adds to a sentence's coverage
-# Bonus for a sentence naming things the question does not (names, numbers): what a question asks for is
-# what it lacks, so a sentence that only restates the question answers nothing.
-NEW_FACT_BONUS = 0.2
+# A sentence naming things the question does not (names, numbers) may answer it; one that only restates
+# the question answers nothing (see AnswerConfig.new_fact_bonus).
 _NAME_OR_NUMBER = re.compile(r"(?<![.!?]\s)(?<!^)\b(?:[A-Z][\w’'.-]*|\$?\d[\d,.%]*)")
-MIN_COVERAGE = 0.3  # share of the question's (weighted) words a passage must contain to answer from it
-MIN_SENTENCE_COVERAGE = 0.15  # share a sentence quoted from that passage must contain
 # A sentence ends at . ! or ? (and any closing quote) before a space and a capital, digit or quote,
 # or at a line break.
 _BOUNDARY = re.compile(r"[.!?]+[\"'”’)]*\s+(?=[A-Z0-9\"“‘'(])|\s*\n\s*")
@@ -136,6 +130,9 @@ class ExtractiveAnswerer:
 
     mode = "offline extractive"
 
+    def __init__(self, config: AnswerConfig | None = None) -> None:
+        self.config = config or AnswerConfig()
+
     def answer(self, question: str, passages: Sequence[Passage], *, as_of: date) -> Iterator[AnswerEvent]:
         chosen = self._choose(question, passages)
         if not chosen:
@@ -175,21 +172,24 @@ class ExtractiveAnswerer:
         found: dict[int, set[str]] = {}
         for number, _, stems in candidates:
             found.setdefault(number, set()).update(stems)
-        supported = {number for number, stems in found.items() if coverage(stems) >= MIN_COVERAGE}
+        c = self.config
+        supported = {number for number, stems in found.items() if coverage(stems) >= c.min_coverage}
         top = max(p.score for p in passages) or 1.0
         scored = []
         for number, span, stems in candidates:
-            if number in supported and (covered := coverage(stems)) >= MIN_SENTENCE_COVERAGE:
+            if number in supported and (covered := coverage(stems)) >= c.min_sentence_coverage:
                 # Coverage decides; new names or numbers and the passage's retrieval rank (dates included)
                 # weigh in, so the answering sentence of the best story wins over a restatement.
                 text = passages[number - 1].text[span[0] : span[1]]
-                bonus = NEW_FACT_BONUS * min(_new_facts(text, wanted) / 2, 1.0)
-                rank = RANK_WEIGHT * passages[number - 1].score / top
+                bonus = c.new_fact_bonus * min(_new_facts(text, wanted) / 2, 1.0)
+                rank = c.rank_weight * passages[number - 1].score / top
                 scored.append((covered + bonus + rank, number, span))
         scored.sort(key=lambda item: item[0], reverse=True)
         best = scored[0][0] if scored else 0.0
         return [
-            (number, span) for score, number, span in scored[:MAX_SENTENCES] if score >= KEEP_WITHIN * best
+            (number, span)
+            for score, number, span in scored[: c.max_sentences]
+            if score >= c.keep_within * best
         ]
 
     def standalone_question(self, question: str, history: Sequence[str]) -> str:
@@ -303,4 +303,4 @@ def answerer_for(config: Settings) -> Answerer:
     """Use the chat model when one is configured, else the offline extractive answerer."""
     if config.openai_api_key or config.openai_base_url:
         return ChatAnswerer(config)
-    return ExtractiveAnswerer()
+    return ExtractiveAnswerer(config.answer)

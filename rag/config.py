@@ -2,16 +2,101 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RetrievalConfig(BaseModel):
+    """How passages are found, fused, weighed and trimmed: every tuned number of retrieval in one place.
+
+    Change one for a run with `python -m rag.eval --set NAME=VALUE`, or for good with
+    `NEWSDESK_RETRIEVAL__NAME=VALUE`; docs/evaluation.md says how each value was measured.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Searching and fusing
+    candidates: int = Field(60, ge=1, description="Hits taken from each search before fusion.")
+    rrf_k: float = Field(60.0, gt=0, description="Reciprocal rank fusion constant (Cormack et al. 2009).")
+    headline_weight: float = Field(
+        0.3, ge=0, description="Fusion weight of the passages of the articles whose headline best matches."
+    )
+    title_weight: float = Field(
+        1.0, ge=0, description="BM25 weight of a passage's headline column against its text."
+    )
+    common_share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="A word in more than this share of passages is left out of keyword search...",
+    )
+    common_floor: int = Field(2000, ge=0, description="... when it is also in more passages than this.")
+
+    # Dates: the period a question names, and how much newer reporting is favoured
+    in_period: float = Field(1.0, ge=0, description="Weight of a passage from the period the question names.")
+    out_of_period: float = Field(0.3, ge=0, description="Weight of a passage from outside that period.")
+    unknown_date: float = Field(0.6, ge=0, description="Weight of an undated passage when a period is named.")
+    recent_half_life: float = Field(
+        30.0, gt=0, description="Days in which a passage's recency weight halves (towards the floor)."
+    )
+    latest_half_life: float = Field(
+        7.0, gt=0, description="The same when the question asks for the latest news."
+    )
+    recent_floor: float = Field(0.3, ge=0, le=1, description="Recency weight of very old reporting.")
+    undated_age: float = Field(90.0, ge=0, description="Days an undated article counts as old for recency.")
+
+    # Kinds of article
+    focus_low: float = Field(
+        0.35, description="An article whose passages are this unlike (a digest, a live blog) weighs least..."
+    )
+    focus_high: float = Field(0.5, description="... and one from this focus up weighs fully.")
+    multi_story_weight: float = Field(
+        0.3, ge=0, le=1, description="Weight of a digest at focus_low and below."
+    )
+    opinion_weight: float = Field(
+        0.5, ge=0, le=1, description="Weight of an opinion piece unless the question asks for opinions."
+    )
+
+    # Trimming
+    per_article: int = Field(2, ge=1, description="Passages one article may contribute to the results.")
+    near_duplicate: float = Field(
+        0.8, gt=0, le=1, description="Word overlap (Jaccard) from which two passages count as one."
+    )
+
+
+class AnswerConfig(BaseModel):
+    """How the offline answerer picks the sentences it quotes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_sentences: int = Field(3, ge=1, description="Sentences the offline answer quotes at most.")
+    keep_within: float = Field(
+        0.7, ge=0, le=1, description="Sentences scoring at least this share of the best one are quoted too."
+    )
+    rank_weight: float = Field(
+        0.5, ge=0, description="How much a passage's retrieval score adds to its sentences' scores."
+    )
+    new_fact_bonus: float = Field(
+        0.2, ge=0, description="Bonus for a sentence naming names or numbers the question does not."
+    )
+    min_coverage: float = Field(
+        0.3, ge=0, le=1, description="Share of the question's weighted words a passage must hold to answer."
+    )
+    min_sentence_coverage: float = Field(
+        0.15, ge=0, le=1, description="Share of them a quoted sentence must hold."
+    )
 
 
 class Settings(BaseSettings):
     """Every setting Newsdesk reads; pass one frozen instance to the functions that need it."""
 
-    model_config = SettingsConfigDict(env_prefix="NEWSDESK_", env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSDESK_", env_file=".env", extra="ignore", frozen=True, env_nested_delimiter="__"
+    )
 
     # Where things live
     data_dir: Path = Field(
@@ -92,6 +177,10 @@ class Settings(BaseSettings):
     )
     chat_model: str = Field("gpt-4o-mini", description="Chat model name used for answers.")
 
+    # Ranking and answering (NEWSDESK_RETRIEVAL__CANDIDATES=40, NEWSDESK_ANSWER__MAX_SENTENCES=2, ...)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig, description="Retrieval's numbers.")
+    answer: AnswerConfig = Field(default_factory=AnswerConfig, description="The offline answerer's numbers.")
+
     @property
     def uses_chroma_server(self) -> bool:
         """Whether vectors live in a Chroma server rather than in data_dir."""
@@ -101,3 +190,44 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment and `.env`, with explicit overrides on top."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+class SettingError(ValueError):
+    """An override that names no setting or gives it a value it cannot take."""
+
+
+_TUNED: dict[str, type[BaseModel]] = {"retrieval": RetrievalConfig, "answer": AnswerConfig}
+
+
+def with_overrides(config: Settings, assignments: Iterable[str]) -> Settings:
+    """Settings with `NAME=VALUE` assignments to retrieval or answer numbers applied
+    (`recent_floor=0.5`, or `answer.max_sentences=2` where a name alone would be unclear)."""
+    changes: dict[str, dict[str, Any]] = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not value.strip():
+            raise SettingError(f"{assignment!r}: write NAME=VALUE, e.g. recent_floor=0.5")
+        group, field = _tuned_field(name.strip())
+        changes.setdefault(group, {})[field] = value.strip()
+    updated: dict[str, BaseModel] = {}
+    for group, fields in changes.items():
+        current: BaseModel = getattr(config, group)
+        try:
+            updated[group] = type(current).model_validate({**current.model_dump(), **fields})
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise SettingError(f"cannot set {group} {problems}") from None
+    return config.model_copy(update=updated)
+
+
+def _tuned_field(name: str) -> tuple[str, str]:
+    """The group and field a setting name refers to."""
+    group, _, field = name.rpartition(".")
+    groups = [group] if group else list(_TUNED)
+    found = [g for g in groups if g in _TUNED and field in _TUNED[g].model_fields]
+    if len(found) == 1:
+        return found[0], field
+    if len(found) > 1:
+        raise SettingError(f"{name!r} is in {' and '.join(found)}: write {found[0]}.{field}")
+    known = ", ".join(f"{g}.{f}" for g, model in _TUNED.items() for f in model.model_fields)
+    raise SettingError(f"no setting {name!r}; the settings are: {known}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from rag.answer import Answerer, AnswerEvent
+from rag.config import RetrievalConfig
 from rag.retrieve import Query, Retrieval, retrieve
 from rag.store import Store
 
@@ -29,9 +30,10 @@ def ask(
     store: Store,
     embedder: BaseEmbedding,
     answerer: Answerer,
+    config: RetrievalConfig,
 ) -> Turn:
     """Answer a question in the light of the earlier (standalone) questions of the conversation."""
     standalone = answerer.standalone_question(query.question, history)
-    retrieval = retrieve(replace(query, question=standalone), store=store, embedder=embedder)
+    retrieval = retrieve(replace(query, question=standalone), store=store, embedder=embedder, config=config)
     events = answerer.answer(standalone, retrieval.passages, as_of=query.as_of)
     return Turn(query.question, standalone, retrieval, events)

@@ -6,6 +6,10 @@ default answerer answers from the first passages, as `python -m rag ask` would; 
 the expected answer text and for citing a gold article.
 
     python -m rag.eval --questions dev_questions.jsonl --corpus corpus.jsonl.gz [--store DIR] [-k 10]
+        [--set recent_floor=0.5 ...] [--out ranks.jsonl] [--against earlier-ranks.jsonl]
+
+Every figure comes with a 95% bootstrap interval over questions; `--against` gives the paired difference
+from an earlier run's `--out` file, with its interval, so a change of one question is not read as progress.
 """
 
 from __future__ import annotations
@@ -21,18 +25,19 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from ingest.pipeline import ingest_paths
 from rag.answer import Answerer, Sources, TextDelta, answerer_for
-from rag.config import Settings, load_settings
+from rag.config import RetrievalConfig, Settings, load_settings, with_overrides
 from rag.embeddings import embedding_model_for
-from rag.retrieve import Passage, Query, content_terms, retrieve
+from rag.retrieve import ANSWER_PASSAGES, Passage, Query, content_terms, retrieve
 from rag.store import PassageFilter, Store, StoreError, open_store
 
 RETRIEVERS = ("newsdesk", "dense", "keyword")
-ANSWER_PASSAGES = 6  # what `python -m rag ask` answers from by default
 DEPTH = 40  # passages ranked per question, enough to reach k distinct articles
+RESAMPLES = 2000  # bootstrap resamples of the questions for each interval
 
 
 @dataclass(frozen=True)
@@ -122,32 +127,75 @@ def score(question: Question, ranked: Sequence[str], *, k: int) -> tuple[int | N
     return (min(ranks) if ranks else None), len(ranks)
 
 
-def summarize(
-    outcomes: Sequence[Outcome], questions: Sequence[Question], *, k: int
-) -> dict[str, float | int]:
-    """Hit@1/5/10, MRR@k and Recall@k by article, answer containment and the share citing a gold article."""
-    n = len(outcomes)
-    if not n:
-        return {"questions": 0}
-    gold_counts = {q.question_id: len(q.gold) for q in questions}
+def question_figures(outcomes: Sequence[Outcome], *, k: int) -> dict[str, list[float]]:
+    """Each figure's value for each question (1/0 for a hit, the reciprocal rank, the share recalled)."""
     ranks = [o.gold_rank for o in outcomes]
-    figures: dict[str, float | int] = {"questions": n}
+    figures: dict[str, list[float]] = {}
     for cut in (1, 5, 10):
-        figures[f"hit@{cut}"] = sum(1 for r in ranks if r is not None and r <= cut) / n
-    figures[f"mrr@{k}"] = sum(1 / r for r in ranks if r is not None and r <= k) / n
-    figures[f"recall@{k}"] = sum(o.gold_found / max(gold_counts[o.question_id], 1) for o in outcomes) / n
+        figures[f"hit@{cut}"] = [float(r is not None and r <= cut) for r in ranks]
+    figures[f"mrr@{k}"] = [1 / r if r is not None and r <= k else 0.0 for r in ranks]
+    figures[f"recall@{k}"] = [o.gold_found / max(len(o.gold), 1) for o in outcomes]
     answered = [o for o in outcomes if o.answer is not None]
     if answered:
-        figures["answer_contains"] = sum(1 for o in answered if o.contains_answer) / len(answered)
-        figures["answer_cites_gold"] = sum(1 for o in answered if o.cites_gold) / len(answered)
-    return {key: round(value, 4) if isinstance(value, float) else value for key, value in figures.items()}
+        figures["answer_contains"] = [float(bool(o.contains_answer)) for o in answered]
+        figures["answer_cites_gold"] = [float(bool(o.cites_gold)) for o in answered]
+    return figures
+
+
+def summarize(outcomes: Sequence[Outcome], *, k: int) -> dict[str, float | int]:
+    """Hit@1/5/10, MRR@k and Recall@k by article, answer containment and the share citing a gold article."""
+    if not outcomes:
+        return {"questions": 0}
+    figures: dict[str, float | int] = {"questions": len(outcomes)}
+    for name, values in question_figures(outcomes, k=k).items():
+        figures[name] = round(sum(values) / len(values), 4)
+    return figures
+
+
+def interval(values: Sequence[float], *, seed: int = 0) -> tuple[float, float]:
+    """The 95% percentile bootstrap interval of the mean of per-question values (or of differences)."""
+    data = np.asarray(values, dtype=np.float64)
+    if data.size == 0:
+        return (0.0, 0.0)
+    picks = np.random.default_rng(seed).integers(0, data.size, size=(RESAMPLES, data.size))
+    means = data[picks].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return round(float(low), 4), round(float(high), 4)
+
+
+def intervals(outcomes: Sequence[Outcome], *, k: int) -> dict[str, tuple[float, float]]:
+    """Each figure's 95% bootstrap interval over questions."""
+    return {name: interval(values) for name, values in question_figures(outcomes, k=k).items()}
+
+
+def differences(
+    outcomes: Sequence[Outcome], earlier: Sequence[Outcome], *, k: int
+) -> dict[str, tuple[float, float, float]]:
+    """Each figure's change from an earlier run over the questions both answered: the mean difference and
+    its 95% paired bootstrap interval."""
+    before = {o.question_id: o for o in earlier}
+    both = [o for o in outcomes if o.question_id in before]
+    now, then = question_figures(both, k=k), question_figures([before[o.question_id] for o in both], k=k)
+    changes = {}
+    for name in now.keys() & then.keys():
+        if len(now[name]) != len(then[name]):
+            continue  # answers were checked in one run only
+        delta = [a - b for a, b in zip(now[name], then[name], strict=True)]
+        changes[name] = (round(sum(delta) / len(delta), 4), *interval(delta))
+    return dict(sorted(changes.items()))
+
+
+def read_outcomes(path: Path) -> list[Outcome]:
+    """Read the per-question file an earlier run wrote with --out."""
+    with path.open(encoding="utf-8") as lines:
+        return [Outcome(**json.loads(line)) for line in lines if line.strip()]
 
 
 class Ranker:
     """Ranks articles for a question with one of the retrievers compared in the evaluation."""
 
-    def __init__(self, kind: str, *, store: Store, embedder: BaseEmbedding) -> None:
-        self.kind, self.store, self.embedder = kind, store, embedder
+    def __init__(self, kind: str, *, store: Store, embedder: BaseEmbedding, config: RetrievalConfig) -> None:
+        self.kind, self.store, self.embedder, self.config = kind, store, embedder, config
         self._dense: Callable[[str, date], list[str]] | None = None
 
     def rank(self, question: Question) -> tuple[list[str], list[Passage]]:
@@ -157,6 +205,7 @@ class Ranker:
                 Query(question.question, as_of=question.as_of, k=DEPTH),
                 store=self.store,
                 embedder=self.embedder,
+                config=self.config,
             )
             return rank_articles(retrieval.passages), retrieval.passages[:ANSWER_PASSAGES]
         if self.kind == "keyword":
@@ -200,11 +249,12 @@ def evaluate(
     store: Store,
     embedder: BaseEmbedding,
     answerer: Answerer | None,
+    config: RetrievalConfig,
     retriever: str = "newsdesk",
     k: int = 10,
 ) -> Iterator[Outcome]:
     """Ask every question and yield what it got."""
-    ranker = Ranker(retriever, store=store, embedder=embedder)
+    ranker = Ranker(retriever, store=store, embedder=embedder, config=config)
     for question in questions:
         ranked, passages = ranker.rank(question)
         gold_rank, gold_found = score(question, ranked, k=k)
@@ -238,11 +288,33 @@ def _answer(answerer: Answerer, question: Question, passages: Sequence[Passage])
     return "".join(text), cited
 
 
-def render_table(figures: dict[str, float | int], *, retriever: str, mode: str | None) -> str:
-    """The figures as a small Markdown table."""
-    rows = [f"| {key} | {value} |" for key, value in figures.items()]
+def render_table(
+    figures: dict[str, float | int],
+    spans: dict[str, tuple[float, float]],
+    *,
+    retriever: str,
+    mode: str | None,
+) -> str:
+    """The figures, each with its 95% interval, as a small Markdown table."""
+    rows = [
+        f"| {key} | {value} | {spans[key][0]:.3f}–{spans[key][1]:.3f} |"
+        if key in spans
+        else f"| {key} | {value} | |"
+        for key, value in figures.items()
+    ]
     title = f"retriever: {retriever}" + (f", answerer: {mode}" if mode else "")
-    return "\n".join([title, "", "| figure | value |", "|---|---:|", *rows])
+    return "\n".join([title, "", "| figure | value | 95% interval |", "|---|---:|---:|", *rows])
+
+
+def render_changes(changes: dict[str, tuple[float, float, float]], *, against: Path) -> str:
+    """The paired differences from an earlier run, marking those whose interval excludes zero."""
+    rows = [
+        f"| {key} | {mean:+.4f} | {low:+.3f} to {high:+.3f} |{' clear' if low > 0 or high < 0 else ''}"
+        for key, (mean, low, high) in changes.items()
+    ]
+    return "\n".join(
+        [f"change from {against}", "", "| figure | change | 95% interval |", "|---|---:|---:|", *rows]
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -271,22 +343,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="newsdesk (hybrid, date-aware; default), dense (plain llama-index VectorStoreIndex retriever), "
         "keyword (the FTS5 BM25 index alone)",
     )
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="change a retrieval or answer setting for this run (e.g. recent_floor=0.5; repeatable); "
+        "the names are those of RetrievalConfig and AnswerConfig in rag/config.py",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="RANKS",
+        help="an earlier run's --out file: print each figure's paired change from it, with its interval",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Ingest the corpus into the evaluation's store, ask every question, print the figures."""
     args = parse_args(argv)
+    name = re.sub(r"(\.jsonl)?(\.gz)?$", "", args.corpus[0].name) or "corpus"
     try:
         questions = read_questions(args.questions, limit=args.limit)
-    except (OSError, ValueError) as error:
+        earlier = read_outcomes(args.against) if args.against else None
+        # Always an embedded store of its own, so an evaluation never mixes with a Chroma server's articles.
+        config: Settings = with_overrides(
+            load_settings(
+                data_dir=args.store or Path("data") / "eval" / name, CHROMA_HOST=None, CHROMA_PORT=None
+            ),
+            args.assignments,
+        )
+    except (OSError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    name = re.sub(r"(\.jsonl)?(\.gz)?$", "", args.corpus[0].name) or "corpus"
-    # Always an embedded store of its own, so an evaluation never mixes with the articles of a Chroma server.
-    config: Settings = load_settings(
-        data_dir=args.store or Path("data") / "eval" / name, CHROMA_HOST=None, CHROMA_PORT=None
-    )
     embedder = embedding_model_for(config)
     answerer = answerer_for(config)
     started = time.perf_counter()
@@ -300,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                     store=store,
                     embedder=embedder,
                     answerer=answerer,
+                    config=config.retrieval,
                     retriever=args.retriever,
                     k=args.k,
                 )
@@ -312,11 +404,17 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(
             "".join(json.dumps(asdict(o), ensure_ascii=False) + "\n" for o in outcomes), "utf-8"
         )
-    figures = summarize(outcomes, questions, k=args.k)
+    figures, spans = summarize(outcomes, k=args.k), intervals(outcomes, k=args.k)
     mode = getattr(answerer, "mode", None) if args.retriever == "newsdesk" else None
-    print(render_table(figures, retriever=args.retriever, mode=mode))
+    print(render_table(figures, spans, retriever=args.retriever, mode=mode))
+    line: dict[str, object] = {"retriever": args.retriever, "k": args.k, "set": args.assignments, **figures}
+    line["ci95"] = spans
+    if earlier is not None:
+        changes = differences(outcomes, earlier, k=args.k)
+        print("\n" + render_changes(changes, against=args.against))
+        line["change"] = changes
     print(f"({len(outcomes)} questions in {time.perf_counter() - started:.1f} s, store {config.data_dir})")
-    print(json.dumps({"retriever": args.retriever, "k": args.k, **figures}))
+    print(json.dumps(line))
     return 0
 
 

@@ -11,25 +11,11 @@ from datetime import UTC, date, datetime, time
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
+from rag.config import RetrievalConfig
 from rag.dates import TimeFrame, time_frame
 from rag.store import PassageFilter, PassageHit, Store
 
-RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
-CANDIDATES = 60  # hits taken from each search before fusion
-HEADLINE_WEIGHT = 0.3  # fusion weight of the passages of articles whose headline matches the question
-PER_ARTICLE = 2  # passages one article may contribute, so one story cannot fill the context
-# How a question's time words weigh a passage: in the period, outside it, or of unknown date.
-IN_PERIOD, OUT_OF_PERIOD, UNKNOWN_DATE = 1.0, 0.3, 0.6
-# Recent news weighs more: the weight falls from 1 towards RECENT_FLOOR with age at the end of the period
-# asked about, halving every RECENT_HALF_LIFE days, or every LATEST_HALF_LIFE when it asks for the latest.
-RECENT_HALF_LIFE, LATEST_HALF_LIFE, RECENT_FLOOR = 30.0, 7.0, 0.3
-# An article whose passages are about different stories (a digest of the day's news, a live blog) weighs
-# less than one about a single story: fully below FOCUS_LOW, not at all from FOCUS_HIGH (see `article_focus`).
-FOCUS_LOW, FOCUS_HIGH, MULTI_STORY_WEIGHT = 0.35, 0.5, 0.3
-# A question about what happened is answered from reporting: opinion pieces weigh less, unless the question
-# asks for opinions.
-OPINION_WEIGHT = 0.5
-UNDATED_AGE = 90  # days an undated article counts as old when recency matters
+ANSWER_PASSAGES = 6  # passages an answer is written from unless the query asks for more
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
 _OPINION_SECTION = re.compile(r"/(opinions?|commentary|editorials?|op-?eds?)/", re.IGNORECASE)
@@ -84,7 +70,7 @@ class Query:
     outlets: tuple[str, ...] = ()
     since: date | None = None
     until: date | None = None
-    k: int = 6
+    k: int = ANSWER_PASSAGES
 
 
 @dataclass(frozen=True)
@@ -101,7 +87,7 @@ def content_terms(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if w and w not in STOPWORDS and len(w) > 1))
 
 
-def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding) -> Retrieval:
+def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding, config: RetrievalConfig) -> Retrieval:
     """Search passages by combining vector search with keyword search, then weigh dates and trim."""
     frame = time_frame(query.question, as_of=query.as_of)
     where = PassageFilter(
@@ -112,21 +98,21 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding) -> Retrieva
     )
     # The keyword search runs in SQLite while the question is embedded and Chroma searched: both release
     # the interpreter, so on two cores the two searches cost about the slower one.
-    terms = content_terms(query.question)
+    terms, n = content_terms(query.question), config.candidates
     with ThreadPoolExecutor(max_workers=1) as pool:
-        keywords = pool.submit(store.keyword_search, terms, k=CANDIDATES, where=where)
+        keywords = pool.submit(store.keyword_search, terms, k=n, where=where, config=config)
         vector = embedder.get_query_embedding(_without_period(query.question, frame))
-        vector_hits = store.vector_search(vector, k=CANDIDATES, where=where)
-        headline_hits = store.headline_search(terms, k=CANDIDATES, where=where) if HEADLINE_WEIGHT else []
+        vector_hits = store.vector_search(vector, k=n, where=where)
+        headline_hits = store.headline_search(terms, k=n, where=where) if config.headline_weight else []
         keyword_hits = keywords.result()
-    fused = _fuse(vector_hits, keyword_hits, headline_hits)
+    fused = _fuse(vector_hits, keyword_hits, headline_hits, config=config)
     opinions_asked = bool(_ASKS_OPINION.search(query.question))
     weighted = sorted(
-        (_weigh(p, frame, query.as_of, opinions_asked=opinions_asked) for p in fused),
+        (_weigh(p, frame, query.as_of, config=config, opinions_asked=opinions_asked) for p in fused),
         key=lambda passage: passage.score,
         reverse=True,
     )
-    return Retrieval(_trim(weighted, k=query.k), frame)
+    return Retrieval(_trim(weighted, k=query.k, config=config), frame)
 
 
 def _without_period(question: str, frame: TimeFrame) -> str:
@@ -143,14 +129,17 @@ def _fuse(
     vector_hits: Sequence[PassageHit],
     keyword_hits: Sequence[PassageHit],
     headline_hits: Sequence[PassageHit] = (),
+    *,
+    config: RetrievalConfig,
 ) -> list[Passage]:
     """Weighted reciprocal rank fusion of the result lists."""
     scores: dict[str, float] = {}
     hits: dict[str, PassageHit] = {}
     similarity = {hit.chunk_id: hit.score for hit in vector_hits}
-    for results, weight in ((vector_hits, 1.0), (keyword_hits, 1.0), (headline_hits, HEADLINE_WEIGHT)):
+    lists = ((vector_hits, 1.0), (keyword_hits, 1.0), (headline_hits, config.headline_weight))
+    for results, weight in lists:
         for rank, hit in enumerate(results):
-            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (RRF_K + rank + 1)
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (config.rrf_k + rank + 1)
             hits.setdefault(hit.chunk_id, hit)
     return [_passage(hits[cid], score, similarity.get(cid)) for cid, score in scores.items()]
 
@@ -174,26 +163,33 @@ def _passage(hit: PassageHit, score: float, similarity: float | None) -> Passage
     )
 
 
-def _weigh(passage: Passage, frame: TimeFrame, as_of: date, *, opinions_asked: bool = False) -> Passage:
+def _weigh(
+    passage: Passage, frame: TimeFrame, as_of: date, *, config: RetrievalConfig, opinions_asked: bool = False
+) -> Passage:
     """Favour newer reporting (more so for "the latest"), passages from the period the question names,
     passages of articles about one story over digests of many, and reporting over opinion pieces."""
     published = passage.published_date
     # News questions ask for the news as of the end of their period (as_of when they name none): the
-    # newer weighs more, the old still counts, an undated article counts as UNDATED_AGE days old.
+    # newer weighs more, the old still counts, an undated article counts as `undated_age` days old.
+    c = config
     end = frame.end if frame.end is not None else as_of
-    age = (end - published).days if published else UNDATED_AGE
-    half_life = LATEST_HALF_LIFE if frame.prefer_recent else RECENT_HALF_LIFE
+    age = (end - published).days if published else c.undated_age
+    half_life = c.latest_half_life if frame.prefer_recent else c.recent_half_life
     decay = math.exp(-max(age, 0) / half_life * math.log(2))
-    factor = RECENT_FLOOR + (1 - RECENT_FLOOR) * decay
+    factor = c.recent_floor + (1 - c.recent_floor) * decay
     if frame.is_range:
         factor *= (
-            UNKNOWN_DATE if published is None else IN_PERIOD if frame.contains(published) else OUT_OF_PERIOD
+            c.unknown_date
+            if published is None
+            else c.in_period
+            if frame.contains(published)
+            else c.out_of_period
         )
-    if passage.focus is not None and passage.focus < FOCUS_HIGH:
-        share = max(passage.focus - FOCUS_LOW, 0.0) / (FOCUS_HIGH - FOCUS_LOW)
-        factor *= MULTI_STORY_WEIGHT + (1 - MULTI_STORY_WEIGHT) * share
+    if passage.focus is not None and passage.focus < c.focus_high:
+        share = max(passage.focus - c.focus_low, 0.0) / (c.focus_high - c.focus_low)
+        factor *= c.multi_story_weight + (1 - c.multi_story_weight) * share
     if not opinions_asked and is_opinion(passage.url, passage.title):
-        factor *= OPINION_WEIGHT
+        factor *= c.opinion_weight
     return replace(passage, score=passage.score * factor)
 
 
@@ -202,16 +198,16 @@ def is_opinion(url: str | None, title: str | None) -> bool:
     return bool((url and _OPINION_SECTION.search(url)) or (title and _OPINION_HEADLINE.match(title)))
 
 
-def _trim(passages: Sequence[Passage], *, k: int) -> list[Passage]:
-    """Keep the best k, at most PER_ARTICLE per article, dropping near-identical passages."""
+def _trim(passages: Sequence[Passage], *, k: int, config: RetrievalConfig) -> list[Passage]:
+    """Keep the best k, at most `per_article` per article, dropping near-identical passages."""
     kept: list[Passage] = []
     per_article: dict[str, int] = {}
     seen: list[frozenset[str]] = []
     for passage in passages:
-        if per_article.get(passage.article_id, 0) >= PER_ARTICLE:
+        if per_article.get(passage.article_id, 0) >= config.per_article:
             continue
         words = frozenset(content_terms(passage.text))
-        if any(_jaccard(words, other) >= 0.8 for other in seen):
+        if any(_jaccard(words, other) >= config.near_duplicate for other in seen):
             continue  # the same story told again, e.g. a wire copy in two outlets
         kept.append(passage)
         seen.append(words)

@@ -26,15 +26,12 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
-from rag.config import Settings
+from rag.config import RetrievalConfig, Settings
 from rag.documents import Article, Chunk
 
 SCHEMA_VERSION = "4"  # bump when the tables change; an older store is refused with how to rebuild
 KEYWORD_POOL = (4, 32)  # keyword hits ranked per hit wanted before the filter, tried in turn, then all
 VECTOR_WIDEN = (8, 64)  # nearest passages fetched per hit wanted before filtering, tried in turn
-COMMON_SHARE = 0.1  # a query word in more than this share of passages is left out of the keyword match,
-COMMON_FLOOR = 2000  # ... and in more passages than this (below it, ranking them all is cheap anyway)
-TITLE_WEIGHT = 1.0  # BM25 weight of a passage's headline against its text (1.0)
 UNKNOWN_TS = -1e12  # published_ts of an article whose date is unknown, in Chroma metadata
 FOCUS_MIN_PASSAGES = 3  # an article's focus is measured from this many passages up (shorter ones keep to one)
 
@@ -223,7 +220,8 @@ class Store:
             config.data_dir / "newsdesk.sqlite", timeout=30, isolation_level=None, check_same_thread=False
         )
         self._search_lock = threading.Lock()
-        self._common: tuple[int, dict[str, bool]] = (-1, {})  # passages counted, whether each word is common
+        # passages counted, the count above which a word is common, whether each word is
+        self._common: tuple[int, int, dict[str, bool]] = (-1, -1, {})
         if rebuild:
             self._drop_everything()
         had_headlines = self._has_table("headlines_fts")
@@ -602,16 +600,23 @@ class Store:
         return [_hit(row, similarity[row[0]]) for row in rows]
 
     def keyword_search(
-        self, terms: Sequence[str], *, k: int, where: PassageFilter | None = None
+        self,
+        terms: Sequence[str],
+        *,
+        k: int,
+        where: PassageFilter | None = None,
+        config: RetrievalConfig | None = None,
     ) -> list[PassageHit]:
-        """Return the k passages that best match any of the terms (BM25 over the FTS5 index), best first."""
+        """Return the k passages that best match any of the terms (BM25 over the FTS5 index), best first
+        (`config`: the retrieval settings, the store's own when not given)."""
         phrases = _phrases(terms)
         if not phrases:
             return []
+        config = config or self.config.retrieval
         clauses, params = (where or PassageFilter()).for_sql()
         with self._search_lock:
-            match = " OR ".join(self._distinctive(phrases))
-            rows = self._keyword_rows(match, clauses, params, k)
+            match = " OR ".join(self._distinctive(phrases, config))
+            rows = self._keyword_rows(match, clauses, params, k, title_weight=config.title_weight)
         return [_hit(row[:-1], float(row[-1])) for row in rows]
 
     def headline_search(
@@ -636,17 +641,17 @@ class Store:
             ).fetchall()
         return [_hit(row[:-1], float(row[-1])) for row in rows]
 
-    def _distinctive(self, phrases: list[str]) -> list[str]:
-        """Leave out the words found in more than COMMON_SHARE of passages ("new", "state", "years"):
+    def _distinctive(self, phrases: list[str], config: RetrievalConfig) -> list[str]:
+        """Leave out the words found in more than `common_share` of passages ("new", "state", "years"):
         BM25 gives them little weight, yet ranking every passage they match is most of a search's cost.
         A small store keeps every word, and so does a question whose words are all that common."""
         (total,) = self._search_db.execute("SELECT count(*) FROM passages").fetchone()
-        limit = max(int(COMMON_SHARE * total), COMMON_FLOOR)
+        limit = max(int(config.common_share * total), config.common_floor)
         if limit >= total:
             return phrases
-        if self._common[0] != total:  # the store changed: count again
-            self._common = (total, {})
-        known = self._common[1]
+        if self._common[:2] != (total, limit):  # the store or the setting changed: count again
+            self._common = (total, limit, {})
+        known = self._common[2]
         for phrase in phrases:
             if phrase not in known:
                 (count,) = self._search_db.execute(
@@ -656,17 +661,19 @@ class Store:
                 known[phrase] = count > limit
         return [phrase for phrase in phrases if not known[phrase]] or phrases
 
-    def _keyword_rows(self, match: str, clauses: str, params: list[Any], k: int) -> list[tuple[Any, ...]]:
+    def _keyword_rows(
+        self, match: str, clauses: str, params: list[Any], k: int, *, title_weight: float
+    ) -> list[tuple[Any, ...]]:
         """Rank inside the FTS index first, then join and filter the best: joining every match before
         ranking costs more than the ranking. When the filter leaves fewer than k, widen the pool."""
         for widen in KEYWORD_POOL:
-            rows = self._ranked_rows(match, clauses, params, k, pool=widen * k)
+            rows = self._ranked_rows(match, clauses, params, k, pool=widen * k, title_weight=title_weight)
             if len(rows) >= k:
                 return rows
-        return self._ranked_rows(match, clauses, params, k, pool=-1)
+        return self._ranked_rows(match, clauses, params, k, pool=-1, title_weight=title_weight)
 
     def _ranked_rows(
-        self, match: str, clauses: str, params: list[Any], k: int, *, pool: int
+        self, match: str, clauses: str, params: list[Any], k: int, *, pool: int, title_weight: float
     ) -> list[tuple[Any, ...]]:
         return self._search_db.execute(
             f"""SELECT {_HIT_COLUMNS}, f.score
@@ -676,7 +683,7 @@ class Store:
                 JOIN articles a ON a.article_id = p.article_id
                 WHERE TRUE {clauses}
                 ORDER BY f.score DESC LIMIT ?""",
-            (TITLE_WEIGHT, match, pool, *params, k),
+            (title_weight, match, pool, *params, k),
         ).fetchall()
 
 

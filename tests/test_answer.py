@@ -17,7 +17,7 @@ import rag.retrieve
 from conftest import ROOT, SEEDS
 from openai_server import openai_server
 from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer, Sources, TextDelta
-from rag.config import Settings
+from rag.config import Settings, with_overrides
 from rag.conversation import Turn, ask
 from rag.prompts import NO_ANSWER
 from rag.retrieve import Query
@@ -53,7 +53,8 @@ def answer(
             history=history,
             store=store,
             embedder=embedder,
-            answerer=answerer or ExtractiveAnswerer(),
+            answerer=answerer or ExtractiveAnswerer(config.answer),
+            config=config.retrieval,
         )
         events = list(turn.events)
     deltas = [e.text for e in events if isinstance(e, TextDelta)]
@@ -380,9 +381,7 @@ BRIDGE_STORY = (
 )
 
 
-def test_a_story_comes_before_a_digest_that_mentions_it(
-    ingest, config, embedder, tmp_path, monkeypatch
-) -> None:
+def test_a_story_comes_before_a_digest_that_mentions_it(ingest, config, embedder, tmp_path) -> None:
     folder = tmp_path / "news"
     folder.mkdir()
     digest = "\n\n".join(f"## {name}\n\n{text}" for name, text in DIGEST_SECTIONS.items())
@@ -400,13 +399,13 @@ def test_a_story_comes_before_a_digest_that_mentions_it(
         focus = dict(store.db.execute("SELECT title, focus FROM articles").fetchall())
 
     # the digest's passages are about five stories, the story's about one
-    assert focus["Five things to know for March 4"] < rag.retrieve.FOCUS_LOW < rag.retrieve.FOCUS_HIGH
-    assert focus["Six weeks of detours for drivers"] > rag.retrieve.FOCUS_HIGH
+    assert focus["Five things to know for March 4"] < config.retrieval.focus_low < config.retrieval.focus_high
+    assert focus["Six weeks of detours for drivers"] > config.retrieval.focus_high
     first = answer(config, embedder, question, as_of=as_of).turn.retrieval.passages[0]
     assert first.title == "Six weeks of detours for drivers"
     # the digest repeats the question's words and is newer: weighed as a story, it would come first
-    monkeypatch.setattr(rag.retrieve, "MULTI_STORY_WEIGHT", 1.0)
-    first = answer(config, embedder, question, as_of=as_of).turn.retrieval.passages[0]
+    as_a_story = with_overrides(config, ["multi_story_weight=1"])
+    first = answer(as_a_story, embedder, question, as_of=as_of).turn.retrieval.passages[0]
     assert first.title == "Five things to know for March 4"
 
 
@@ -423,7 +422,7 @@ def test_focus_is_measured_for_a_store_made_before_it_was_kept(ingest, config, t
     with open_store(config) as store:
         again = dict(store.db.execute("SELECT title, focus FROM articles").fetchall())
 
-    assert measured["Harbor crossing shut"] > rag.retrieve.FOCUS_HIGH
+    assert measured["Harbor crossing shut"] > config.retrieval.focus_high
     assert measured["Ferry times"] is None  # one passage: nothing to measure
     assert again["Harbor crossing shut"] == pytest.approx(measured["Harbor crossing shut"], abs=1e-6)
     assert again["Ferry times"] is None
@@ -449,7 +448,7 @@ def test_the_words_naming_the_period_are_left_out_of_the_question_vector(questio
 
 
 def test_reporting_comes_before_an_opinion_piece_unless_opinions_are_asked(
-    ingest, config, embedder, tmp_path, monkeypatch
+    ingest, config, embedder, tmp_path
 ) -> None:
     folder = tmp_path / "news"
     folder.mkdir()
@@ -466,16 +465,16 @@ def test_reporting_comes_before_an_opinion_piece_unless_opinions_are_asked(
     )
     ingest(folder)
 
-    def first(question: str) -> str | None:
-        return answer(config, embedder, question, as_of=date(2024, 3, 5)).turn.retrieval.passages[0].title
+    def first(question: str, settings: Settings = config) -> str | None:
+        return answer(settings, embedder, question, as_of=date(2024, 3, 5)).turn.retrieval.passages[0].title
 
     assert first("Why did the city close the harbor bridge?") == "Harbor bridge shut for cable repairs"
     assert first("What do columnists think of the city closing the harbor bridge?") == (
         "Opinion: Closing the harbor bridge was the right call"
     )
     # the column repeats the question's words and is newer: weighed as reporting, it would come first
-    monkeypatch.setattr(rag.retrieve, "OPINION_WEIGHT", 1.0)
-    assert first("Why did the city close the harbor bridge?") == (
+    as_reporting = with_overrides(config, ["opinion_weight=1"])
+    assert first("Why did the city close the harbor bridge?", as_reporting) == (
         "Opinion: Closing the harbor bridge was the right call"
     )
 

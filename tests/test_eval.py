@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.eval import Outcome, Question, contains_answer, main, read_questions, summarize
+from rag.eval import Outcome, Question, contains_answer, interval, main, read_questions, summarize
 
 ARTICLES = [
     (
@@ -125,6 +125,58 @@ def test_eval_figures_match_hand_computed_values(eval_files, tmp_path, capsys) -
     assert last_json(again.out)["questions"] == 2
 
 
+def test_set_changes_a_setting_for_one_run_and_against_reports_the_change(
+    eval_files, tmp_path, capsys
+) -> None:
+    questions, corpus = eval_files
+    args = ["--questions", str(questions), "--corpus", str(corpus), "--store", str(tmp_path / "s")]
+    assert main([*args, "--out", str(tmp_path / "before.jsonl")]) == 0
+    before = last_json(capsys.readouterr().out)
+
+    # recency made absolute: the newest article (the lanterns, June 10) comes first for every question;
+    # and a passage answers only when it holds every word of the question (the lantern article never
+    # says "city")
+    variant = ["--set", "recent_floor=0", "--set", "recent_half_life=0.01", "--set", "answer.min_coverage=1"]
+    assert main([*args, *variant, "--against", str(tmp_path / "before.jsonl")]) == 0
+    output = capsys.readouterr().out
+    after = last_json(output)
+
+    assert before["hit@1"] == 0.75 and after["hit@1"] == 0.25
+    assert before["answer_contains"] == 0.75 and after["answer_contains"] < 0.75
+    assert after["set"] == ["recent_floor=0", "recent_half_life=0.01", "answer.min_coverage=1"]
+    change, low, high = after["change"]["hit@1"]  # type: ignore[index]
+    assert change == -0.5 and low <= -0.25 and high <= 0
+    assert "change from" in output and "| hit@1 | -0.5000 |" in output
+    # the defaults again: the store is reused and the figures come back
+    assert main(args) == 0
+    assert last_json(capsys.readouterr().out)["hit@1"] == 0.75
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("no_such_setting=1", "the settings are: retrieval.candidates"),
+        ("recent_floor=2", "less than or equal to 1"),
+        ("candidates", "NAME=VALUE"),
+    ],
+)
+def test_a_bad_setting_is_a_clear_error(eval_files, tmp_path, capsys, assignment, message) -> None:
+    questions, corpus = eval_files
+    args = ["--questions", str(questions), "--corpus", str(corpus), "--store", str(tmp_path / "s")]
+    assert main([*args, "--set", assignment]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # refused before anything was ingested
+
+
+def test_intervals_cover_the_figure_and_narrow_with_more_questions() -> None:
+    few, many = [1.0, 0.0] * 5, [1.0, 0.0] * 200
+    low, high = interval(few)
+    assert low < 0.5 < high and high - low > 0.4
+    narrow = interval(many)
+    assert narrow[0] < 0.5 < narrow[1] and narrow[1] - narrow[0] < 0.15
+    assert interval([1.0] * 10) == (1.0, 1.0)
+
+
 @pytest.mark.parametrize("retriever", ["dense", "keyword"])
 def test_baselines_rank_by_the_same_command(eval_files, tmp_path, capsys, retriever) -> None:
     questions, corpus = eval_files
@@ -145,7 +197,7 @@ def test_summary_of_ranks_two_and_four() -> None:
         )
         for q, rank in zip(questions, ranks, strict=True)
     ]
-    figures = summarize(outcomes, questions, k=10)
+    figures = summarize(outcomes, k=10)
     assert figures["hit@1"] == 0.25 and figures["hit@5"] == 0.75 and figures["hit@10"] == 0.75
     assert figures["mrr@10"] == round((1 + 1 / 2 + 1 / 4) / 4, 4)
     assert figures["recall@10"] == 0.75
