@@ -1,13 +1,15 @@
 """Benchmark question time: hybrid retrieval and the extractive answer, on stores of 1,000 and 5,000 articles.
 
     .venv/bin/python bench/query.py [--sizes 1000 5000] [--questions 100] [--stores data/bench]
+    .venv/bin/python bench/query.py --store data/eval/rtqa2022_retrieval_corpus [--set NAME=VALUE ...]
 
 Stores are built from ../shared/eval/realtimeqa/rtqa2022_retrieval_corpus.jsonl.gz (the articles that answer
 the questions first, then the rest in corpus order; that corpus holds 4,968 articles, so "5000" is all of it)
 with Newsdesk's own incremental ingest, and kept under --stores, so only the first run pays for embedding.
 Questions come from dev_questions.jsonl, each asked with its question_date as the as-of date. The baseline
 in the same run is Chroma's vector search alone (the query embedding included), the search a plain Chroma +
-llama-index setup does.
+llama-index setup does. `--store` measures a store built already (the evaluation's store of the whole
+2022 corpus is the 5,000 store), and `--set` changes retrieval settings as `python -m rag.eval --set` does.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ EVAL = ROOT.parent / "shared" / "eval" / "realtimeqa"
 
 from ingest.pipeline import ingest_paths  # noqa: E402
 from rag.answer import ExtractiveAnswerer  # noqa: E402
-from rag.config import Settings  # noqa: E402
+from rag.config import Settings, with_overrides  # noqa: E402
 from rag.embeddings import MiniLMEmbedding  # noqa: E402
 from rag.retrieve import Query, retrieve  # noqa: E402
 from rag.store import open_store  # noqa: E402
@@ -118,13 +120,19 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--stores", type=Path, default=ROOT / "data" / "bench")
     parser.add_argument("--build-only", action="store_true", help="build the stores and stop")
+    parser.add_argument("--store", type=Path, help="measure this store, built already, instead")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
     if not EVAL.exists():
         raise SystemExit(f"{EVAL} not found: this benchmark reads ../shared/eval/realtimeqa/")
 
     questions = load_questions(args.questions)
     model = MiniLMEmbedding()
-    configs = {size: build_store(size, questions, args.stores, model) for size in args.sizes}
+    if args.store:
+        configs = {0: Settings(data_dir=args.store)}
+    else:
+        configs = {size: build_store(size, questions, args.stores, model) for size in args.sizes}
+    configs = {size: with_overrides(config, args.assignments) for size, config in configs.items()}
     if args.build_only:
         return
     results = {size: measure(config, questions, model) for size, config in configs.items()}
