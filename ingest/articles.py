@@ -64,8 +64,9 @@ FOOTER_PATTERNS = (
 )
 FOOTER_LINE = re.compile(r"\W*(" + "|".join(FOOTER_PATTERNS) + r")\W*", re.IGNORECASE)
 AD_LINE = re.compile(r"\W*advertisement\W*", re.IGNORECASE)  # dropped anywhere in the text
-# A video player's ad-feedback form, captured with the page: dropped anywhere in the text.
-AD_FEEDBACK = re.compile(
+# One outlet's page furniture: the ad-feedback form of CNN's video player, captured with its pages' text
+# (a video page's whole text, at times). Dropped anywhere in the text.
+CNN_VIDEO_AD_FORM = re.compile(
     r"(?:\d+\.\s*)?How relevant is this ad to you\?(?:\s*Video player was slow to load content[^\n]*)?",
     re.IGNORECASE,
 )
@@ -102,7 +103,7 @@ def read_articles(source: SourceFile, *, config: Settings) -> Iterator[Article |
 def normalize_text(text: str) -> str:
     """Normalize Unicode, line ends and blank lines, and drop web-page boilerplate lines."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = AD_FEEDBACK.sub("", text)
+    text = CNN_VIDEO_AD_FORM.sub("", text)
     lines = [line.rstrip() for line in text.split("\n") if not AD_LINE.fullmatch(line.strip())]
     while lines and (not lines[-1] or _is_footer(lines[-1])):
         lines.pop()

@@ -241,6 +241,7 @@ def test_jsonl_with_realtimeqa_fields(tmp_path: Path) -> None:
     assert article.text.startswith("New York CNN Business —\n\nSpirit and Frontier")
 
 
+# CNN's video-player ad-feedback form, on made-up pages below
 AD_FORM = (
     "1. How relevant is this ad to you?\n\nVideo player was slow to load content Video content never loaded "
     "Ad froze or did not finish loading Other issues"
