@@ -71,22 +71,25 @@ def web() -> Iterator[WebServer]:
                 return self._send(404, b"not found", "text/plain")
             if route.delay:
                 time.sleep(route.delay)
+            # Each request is logged before its answer goes out, so a client that has its answer finds
+            # the request in the log.
             if route.location:
+                server_state.log.append((self.path, 302))
                 self.send_response(302)
                 self.send_header("Location", route.location)
                 self.end_headers()
-                server_state.log.append((self.path, 302))
                 return None
             etag = '"' + hashlib.sha1(route.body).hexdigest() + '"'
             if route.status == 200 and self.headers.get("If-None-Match") == etag:
+                server_state.log.append((self.path, 304))
                 self.send_response(304)
                 self.send_header("ETag", etag)
                 self.end_headers()
-                server_state.log.append((self.path, 304))
                 return None
             return self._send(route.status, route.body, route.content_type, etag=etag)
 
         def _send(self, status: int, body: bytes, content_type: str, etag: str | None = None) -> None:
+            server_state.log.append((self.path, status))
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -95,7 +98,6 @@ def web() -> Iterator[WebServer]:
             self.end_headers()
             with contextlib.suppress(OSError):  # the client gave up (a timeout test)
                 self.wfile.write(body)
-            server_state.log.append((self.path, status))
 
         def log_message(self, *args: object) -> None:
             pass
