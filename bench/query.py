@@ -20,6 +20,7 @@ import json
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,12 +80,12 @@ def measure(config: Settings, questions: list[dict[str, object]], model: MiniLME
     times: dict[str, list[float]] = {"retrieval": [], "answer": [], "vector only": []}
     hits = {"hybrid": 0, "vector only": 0}
     with open_store(config) as store:
-        search = dict(store=store, embedder=model, config=config.retrieval)
-        retrieve(Query("warm up", as_of=_as_of(questions[0])), **search)  # type: ignore[arg-type]
+        search = partial(retrieve, store=store, embedder=model, config=config.retrieval)
+        search(Query("warm up", as_of=_as_of(questions[0])))
         for question in questions:
             text, gold = str(question["question"]), set(question["gold_doc_ids"])  # type: ignore[call-overload]
             started = time.perf_counter()
-            found = retrieve(Query(text, as_of=_as_of(question)), **search)  # type: ignore[arg-type]
+            found = search(Query(text, as_of=_as_of(question)))
             middle = time.perf_counter()
             list(answerer.answer(text, found.passages, as_of=_as_of(question)))
             times["retrieval"].append(middle - started)
