@@ -10,13 +10,14 @@ import streamlit as st
 
 from ingest.pipeline import ingest_sources
 from ingest.sources import SourceSet, SourcesFileError, add_to_sources_file, read_sources_file
-from rag.answer import Citation, Sources, TextDelta, answerer_for
+from rag.answer import DatedLine, Sources, TextDelta, answerer_for
 from rag.citations import escape_markdown, highlight_html, safe_url
 from rag.config import Settings, load_settings
 from rag.conversation import ask
 from rag.embeddings import embedding_model_for
 from rag.retrieve import Query
-from rag.store import open_store
+from rag.store import Report, open_store
+from rag.stories import as_of_line, brief, format_day
 
 UPLOAD_TYPES = ["txt", "md", "html", "json", "jsonl"]
 
@@ -32,13 +33,20 @@ def date_label(published_at: str | None) -> str:
     return published_at[:10] if published_at else "date unknown"
 
 
-def show_sources(citations: list[Citation], mode: str) -> None:
-    """Under an answer: each cited source with its headline, outlet, date, link and marked passage."""
-    for citation in citations:
+def show_sources(sources: Sources) -> None:
+    """Under an answer: how fresh it is, then each cited source with its headline, outlet, date, link,
+    marked passage and the other outlets that reported its story."""
+    if sources.stale:
+        st.warning(sources.stale)
+    if stamp := as_of_line(sources):
+        st.caption(stamp)
+    for citation in sources.citations:
         passage = citation.passage
+        outlets = citation.outlets
         label = (
             f"[{citation.number}] {escape_markdown(passage.title or 'No headline')} · "
             f"{escape_markdown(passage.outlet or 'unknown outlet')} · {date_label(passage.published_at)}"
+            + (f" · reported by {len(outlets)} outlets" if len(outlets) > 1 else "")
         )
         with st.expander(label):
             if url := safe_url(passage.url):
@@ -47,7 +55,51 @@ def show_sources(citations: list[Citation], mode: str) -> None:
             st.html(
                 f'<div class="newsdesk-passage">{highlight_html(passage.text, citation.highlights)}</div>'
             )
-    st.caption(f"Answered by: {mode}")
+            if others := citation.other_reports:
+                st.markdown("**Also reported in this story:**\n" + "\n".join(map(report_line, others)))
+    st.caption(f"Answered by: {sources.mode}")
+
+
+def report_line(report: Report) -> str:
+    """One other article of a story as a Markdown list item: outlet, date, headline linked to it."""
+    title = escape_markdown(report.title or "the article")
+    url = safe_url(report.url)
+    link = f"[{title}]({url.replace('(', '%28').replace(')', '%29')})" if url else title
+    return (
+        f"- {escape_markdown(report.outlet or 'unknown outlet')} · {date_label(report.published_at)} · {link}"
+    )
+
+
+def lines_markdown(lines: list[DatedLine]) -> str:
+    """A timeline or a brief as a Markdown list: a date, a line of article text, its citation."""
+    return "\n".join(
+        f"- **{format_day(line.day) if line.day else 'Date unknown'}** — {escape_markdown(line.text)} "
+        f"[{line.number}]" + (f" · *{escape_markdown(line.note)}*" if line.note else "")
+        for line in lines
+    )
+
+
+def show_events(events: Any) -> tuple[str, list[DatedLine], Sources]:
+    """Stream an answer's text, then its dated lines; return what was shown and its sources."""
+    lines: list[DatedLine] = []
+    sources: list[Sources] = []
+
+    def stream() -> Any:
+        for event in events:
+            if isinstance(event, TextDelta):
+                yield escape_markdown(event.text)
+            elif isinstance(event, DatedLine):
+                lines.append(event)
+            else:
+                sources.append(event)
+
+    text = st.write_stream(stream())
+    markdown = (text if isinstance(text, str) else "") + ("\n\n" if text and lines else "")
+    if lines:
+        st.markdown(lines_markdown(lines))
+        markdown += lines_markdown(lines)
+    show_sources(sources[0])
+    return markdown, lines, sources[0]
 
 
 def show_turn(turn: dict[str, Any]) -> None:
@@ -55,7 +107,7 @@ def show_turn(turn: dict[str, Any]) -> None:
         st.text(turn["question"])
     with st.chat_message("assistant"):
         st.markdown(turn["answer_markdown"])
-        show_sources(turn["citations"], turn["mode"])
+        show_sources(turn["sources"])
 
 
 def sidebar(config: Settings, store: Any, embedder: Any) -> dict[str, Any]:
@@ -70,7 +122,8 @@ def sidebar(config: Settings, store: Any, embedder: Any) -> dict[str, Any]:
             st.write(f"Published {overview.earliest[:10]} to {overview.latest[:10]}")
         if overview.undated:
             st.write(f"{overview.undated} articles of unknown date")
-        st.caption(f"Last ingest: {overview.last_ingest or 'never'} · folder {config.corpus_dir}")
+        last = overview.last_ingest[:16].replace("T", " ") + " UTC" if overview.last_ingest else "never"
+        st.caption(f"Last ingest: {last} · folder {config.corpus_dir}")
         if st.button("Ingest new articles"):
             run_ingest(config, store, embedder, corpus_sources(config))
         uploads = st.file_uploader("Add article files", type=UPLOAD_TYPES, accept_multiple_files=True)
@@ -82,11 +135,12 @@ def sidebar(config: Settings, store: Any, embedder: Any) -> dict[str, Any]:
         outlets = st.multiselect("Outlets", overview.outlets)
         period = st.date_input("Published between", value=[], format="YYYY-MM-DD")
         as_of = st.date_input("As of", value=date.today(), format="YYYY-MM-DD")
+        view = st.radio("View", ["Ask", "What's new"], horizontal=True)
         if st.button("New chat"):
             st.session_state.turns = []
             st.rerun()
     since, until = (period + (None, None))[:2] if isinstance(period, tuple) else (period, None)
-    return {"outlets": tuple(outlets), "since": since, "until": until, "as_of": as_of}
+    return {"outlets": tuple(outlets), "since": since, "until": until, "as_of": as_of, "view": view}
 
 
 def corpus_sources(config: Settings) -> SourceSet:
@@ -149,11 +203,15 @@ def main() -> None:
     config = load_settings()
     store, embedder, answerer = resources(config.model_dump_json())
     filters = sidebar(config, store, embedder)
+    view = filters.pop("view")
     st.title("Newsdesk")
     st.caption(f"Answers from your news articles, each claim cited · {answerer.mode}")
     if summary := st.session_state.get("ingest_summary"):
         st.sidebar.text(summary)
 
+    if view == "What's new":
+        whats_new(config, store, as_of=filters["as_of"])
+        return
     turns = st.session_state.setdefault("turns", [])
     for turn in turns:
         show_turn(turn)
@@ -170,27 +228,29 @@ def main() -> None:
             embedder=embedder,
             answerer=answerer,
             config=config.retrieval,
+            stories=config.stories,
         )
-        sources: list[Sources] = []
-
-        def stream() -> Any:
-            for event in asked.events:
-                if isinstance(event, TextDelta):
-                    yield escape_markdown(event.text)
-                else:
-                    sources.append(event)
-
-        answer_markdown = st.write_stream(stream())
-        show_sources(sources[0].citations, sources[0].mode)
+        answer_markdown, _, sources = show_events(asked.events)
     turns.append(
         {
             "question": question,
             "standalone": asked.standalone,
             "answer_markdown": answer_markdown,
-            "citations": sources[0].citations,
-            "mode": sources[0].mode,
+            "sources": sources,
         }
     )
+
+
+def whats_new(config: Settings, store: Any, *, as_of: date) -> None:
+    """The new and updated stories of the last ingest, or since a date, biggest first, each cited."""
+    st.subheader("What's new")
+    choice = st.radio("Stories", ["From the last ingest", "Published since…"], horizontal=True)
+    since = None
+    if choice != "From the last ingest":
+        since = st.date_input("Since", value=as_of, format="YYYY-MM-DD")
+    covers, events = brief(store, since=since, as_of=as_of, config=config.stories)
+    st.caption(f"Stories {covers}")
+    show_events(events)
 
 
 main()

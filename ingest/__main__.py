@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--prune", action="store_true", help="remove stored articles whose file or record is gone"
     )
     parser.add_argument("--rebuild", action="store_true", help="empty the store and ingest everything again")
+    parser.add_argument(
+        "--regroup",
+        action="store_true",
+        help="group every stored article into stories again (after changing NEWSDESK_STORIES__*); "
+        "nothing is embedded again",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")
     parser.add_argument("--list", action="store_true", help="list the stored articles instead of ingesting")
     return parser.parse_args(argv)
@@ -102,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.follow:
             return follow(sources, config, every=args.every or 60 * config.follow_minutes)
         summary, stored = run_once(
-            sources, config, rebuild=args.rebuild and not args.dry_run, prune=args.prune, dry_run=args.dry_run
+            sources,
+            config,
+            rebuild=args.rebuild and not args.dry_run,
+            prune=args.prune,
+            dry_run=args.dry_run,
+            regroup=args.regroup,
         )
     except (StoreError, FileNotFoundError, SourcesFileError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -119,6 +130,7 @@ def run_once(
     rebuild: bool = False,
     prune: bool = False,
     dry_run: bool = False,
+    regroup: bool = False,
     embedder: Callable[[], BaseEmbedding] | None = None,
 ) -> tuple[Summary, int]:
     """One ingest of every source; returns its summary and how many articles the store holds."""
@@ -130,6 +142,7 @@ def run_once(
             embedder=embedder or (lambda: embedding_model_for(config)),
             prune=prune,
             dry_run=dry_run,
+            regroup=regroup,
         )
         return summary, len(store.articles())
 

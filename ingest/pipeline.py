@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ingest.chunks import embedding_text, make_splitter, split_article
 from ingest.feeds import WebReader
 from ingest.plan import Plan, plan_run
 from ingest.sources import SourceFile, SourceSet, discover_files
+from ingest.stories import StoryIndex, group_stored
 from ingest.web import Fetcher
 from rag.config import Settings
 from rag.documents import Article, Chunk
@@ -39,11 +41,13 @@ class Summary:
     duplicate: int = 0
     removed: int = 0
     recovered: int = 0
+    regrouped: int = 0  # stored articles grouped into stories in this run (a store from before stories)
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what each feed gave, e.g. "not modified"
     chunks_written: int = 0
     seconds: float = 0.0
+    story_seconds: float = 0.0  # of which spent grouping articles into stories
     dry_run: bool = False
 
     @property
@@ -69,6 +73,8 @@ class Summary:
             f"{self.seconds:.1f} s ({self.passages_per_second:.1f} passages/s)",
         ]
         lines += self.notes
+        if self.regrouped:
+            lines.append(f"{self.regrouped} stored articles grouped into stories")
         if self.recovered:
             lines.append(f"{self.recovered} articles left half-written by an interrupted run were redone")
         lines += [f"warning: {warning}" for warning in self.warnings]
@@ -89,15 +95,18 @@ def ingest_sources(
     embedder: Callable[[], BaseEmbedding],
     prune: bool = False,
     dry_run: bool = False,
+    regroup: bool = False,
     progress: Progress | None = None,
 ) -> Summary:
     """Bring the store in step with the articles in the folders and files, feeds and pages of `sources`;
     only new or changed articles are embedded.
 
     `embedder` is called only when something needs embedding, so an unchanged corpus never loads the model.
+    Each article stored is grouped into its story as it is written; `regroup` groups every article again.
     """
     paths, feeds, pages = sources.paths, sources.feeds, sources.pages
     started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="microseconds")
     with (
         hold_lock(config.data_dir / ".ingest.lock", what="Another ingest is running on this data folder"),
         ExitStack() as resources,
@@ -118,10 +127,25 @@ def ingest_sources(
             summary.notes += web.notes
         if not dry_run:
             store.remove(plan.remove)
+            if regroup:
+                store.clear_stories()
+            stories = StoryIndex(config.stories, store.story_members, store.lead_vectors)
+            summary.regrouped = group_stored(store, stories)
             _embed_and_write(
-                plan, pieces, store=store, embedder=embedder, progress=progress, group=config.write_group
+                plan,
+                pieces,
+                store=store,
+                embedder=embedder,
+                stories=stories,
+                progress=progress,
+                group=config.write_group,
             )
-            store.record_duplicates(plan.duplicates)
+            store.record_duplicates(
+                plan.duplicates, stories={a.article_id: stories.duplicate_link(o) for a, o in plan.duplicates}
+            )
+            summary.story_seconds = stories.seconds
+            if plan.to_embed or plan.duplicates:
+                store.record_run(started_at, new=len(plan.new), changed=len(plan.changed))
             if web and web.validators:  # only now that what they vouch for is stored
                 store.save_fetch_validators(web.validators)
     summary.seconds = time.perf_counter() - started
@@ -155,6 +179,7 @@ def _embed_and_write(
     *,
     store: Store,
     embedder: Callable[[], BaseEmbedding],
+    stories: StoryIndex,
     progress: Progress | None,
     group: int,
 ) -> None:
@@ -165,7 +190,9 @@ def _embed_and_write(
     changed = {a.article_id for a in plan.changed}
     done = 0
     bar = _progress_bar(total)
-    for articles in _groups(plan.to_embed, pieces, size=group):
+    # Oldest first, so that a story is started by its first report and joined by the later ones.
+    ordered = sorted(plan.to_embed, key=_publish_order)
+    for articles in _groups(ordered, pieces, size=group):
         texts = [embedding_text(a, chunk) for a in articles for chunk in pieces[a.article_id]]
         vectors: list[list[float]] = [[] for _ in texts]
         for batch in _length_sorted_batches(texts):
@@ -179,10 +206,22 @@ def _embed_and_write(
         writes, offset = [], 0
         for article in articles:
             chunks = pieces[article.article_id]
-            writes.append(ArticleWrite(article, chunks, vectors[offset : offset + len(chunks)]))
+            own = vectors[offset : offset + len(chunks)]
+            story = stories.assign(
+                article.article_id,
+                published=article.published_at.date() if article.published_at else None,
+                passages=[chunk.text for chunk in chunks],
+                lead_vector=own[0] if own else None,
+            )
+            writes.append(ArticleWrite(article, chunks, own, story))
             offset += len(chunks)
         store.write(writes, replacing=changed)
     bar.close()
+
+
+def _publish_order(article: Article) -> tuple[bool, str, str]:
+    published = article.published_at
+    return (published is None, published.date().isoformat() if published else "", article.article_id)
 
 
 def _length_sorted_batches(texts: list[str]) -> Iterator[list[int]]:

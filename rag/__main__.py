@@ -1,18 +1,21 @@
-"""`python -m rag ask "QUESTION"`: answer a question from the stored articles, with its sources."""
+"""`python -m rag ask "QUESTION"`: answer a question from the stored articles, with its sources;
+`python -m rag timeline "SUBJECT"`: its stories in date order; `python -m rag brief`: what's new."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Sequence
 from datetime import date
 
-from rag.answer import Sources, TextDelta, answerer_for
+from rag.answer import AnswerEvent, DatedLine, Sources, TextDelta, answerer_for
 from rag.config import load_settings
 from rag.conversation import ask
 from rag.embeddings import embedding_model_for
-from rag.retrieve import Query
+from rag.retrieve import Passage, Query
 from rag.store import StoreError, open_store
+from rag.stories import as_of_line, brief
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -21,12 +24,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     asking = commands.add_parser("ask", help="answer a question with cited sources")
     asking.add_argument("question")
-    asking.add_argument("--as-of", type=date.fromisoformat, default=date.today(), help="'today' (YYYY-MM-DD)")
-    asking.add_argument("--outlet", action="append", default=[], help="only this outlet (repeatable)")
-    asking.add_argument("--since", type=date.fromisoformat, help="only articles published on or after")
-    asking.add_argument("--until", type=date.fromisoformat, help="only articles published on or before")
+    telling = commands.add_parser("timeline", help="the stories on a subject in date order, each cited")
+    telling.add_argument("subject")
+    for parser_ in (asking, telling):
+        parser_.add_argument(
+            "--as-of", type=date.fromisoformat, default=date.today(), help="'today' (YYYY-MM-DD)"
+        )
+        parser_.add_argument("--outlet", action="append", default=[], help="only this outlet (repeatable)")
+        parser_.add_argument("--since", type=date.fromisoformat, help="only articles published on or after")
+        parser_.add_argument("--until", type=date.fromisoformat, help="only articles published on or before")
+        parser_.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     asking.add_argument("-k", type=int, default=6, help="passages to answer from (default 6)")
-    asking.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    briefing = commands.add_parser("brief", help="what's new: the new and updated stories, biggest first")
+    period = briefing.add_mutually_exclusive_group()
+    period.add_argument("--since", type=date.fromisoformat, help="stories with articles published since")
+    period.add_argument(
+        "--last-ingest", action="store_true", help="stories the last ingest brought (the default)"
+    )
+    briefing.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     serving = commands.add_parser("serve", help="start Chroma, ingest the corpus folder, serve the app")
     serving.add_argument("--host", default="127.0.0.1")
     serving.add_argument("--port", type=int, default=8501, help="the app's port (default 8501)")
@@ -44,66 +59,124 @@ def main(argv: list[str] | None = None) -> int:
         from rag.serve import serve
 
         return serve(config, host=args.host, port=args.port, chroma_port=args.chroma_port)
-    query = Query(
-        args.question,
-        as_of=args.as_of,
-        outlets=tuple(args.outlet),
-        since=args.since,
-        until=args.until,
-        k=args.k,
-    )
     try:
         with open_store(config) as store:
+            if args.command == "brief":
+                covers, events = brief(store, since=args.since, config=config.stories)
+                header: dict[str, object] = {"brief": covers}
+                if not args.json:
+                    print(f"What's new: stories {covers}\n")
+                return _show(events, args.json, header)
+            question = args.question if args.command == "ask" else f"timeline of {args.subject}"
+            query = Query(
+                question,
+                as_of=args.as_of,
+                outlets=tuple(args.outlet),
+                since=args.since,
+                until=args.until,
+                k=getattr(args, "k", 6),
+            )
             turn = ask(
                 query,
                 store=store,
                 embedder=embedding_model_for(config),
                 answerer=answerer_for(config),
                 config=config.retrieval,
+                stories=config.stories,
             )
-            text, sources = [], None
-            for event in turn.events:
-                if isinstance(event, TextDelta):
-                    text.append(event.text)
-                    if not args.json:
-                        print(event.text, end="", flush=True)
-                elif isinstance(event, Sources):
-                    sources = event
+            header = {"question": turn.question, "standalone_question": turn.standalone}
+            return _show(turn.events, args.json, header, passages=turn.retrieval.passages)
     except StoreError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _show(
+    events: Iterable[AnswerEvent],
+    as_json: bool,
+    header: dict[str, object],
+    *,
+    passages: Sequence[Passage] = (),
+) -> int:
+    """Print an answer as it streams (or as one JSON object at the end) with its dated sources."""
+    text, lines, sources = [], [], None
+    for event in events:
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+            shown = event.text
+        elif isinstance(event, DatedLine):
+            lines.append(event)
+            day = event.day.isoformat() if event.day else "date unknown"
+            note = f"  ({event.note})" if event.note else ""
+            shown = f"{day}  {event.text} [{event.number}]{note}\n"
+        else:
+            sources, shown = event, ""
+        if not as_json:
+            print(shown, end="", flush=True)
     assert sources is not None
-    if args.json:
-        print(json.dumps(_as_json(turn, "".join(text), sources), ensure_ascii=False, indent=2))
-    else:
-        print("\n")
-        for citation in sources.citations:
-            p = citation.passage
-            print(
-                f"[{citation.number}] {p.title or 'no headline'} | {p.outlet or 'unknown outlet'} | "
-                f"{p.published_at[:10] if p.published_at else 'date unknown'} | {p.url or p.article_id}"
+    if as_json:
+        print(
+            json.dumps(
+                _as_json(header, "".join(text), lines, sources, passages), ensure_ascii=False, indent=2
             )
-        print(f"({sources.mode})")
+        )
+        return 0
+    print("\n")
+    if sources.stale:
+        print(sources.stale)
+    if stamp := as_of_line(sources):
+        print(stamp)
+    for citation in sources.citations:
+        p = citation.passage
+        print(
+            f"[{citation.number}] {p.title or 'no headline'} | {p.outlet or 'unknown outlet'} | "
+            f"{p.published_at[:10] if p.published_at else 'date unknown'} | {p.url or p.article_id}"
+        )
+        if len(citation.outlets) > 1:
+            print(f"    reported by {len(citation.outlets)} outlets: {', '.join(citation.outlets)}")
+    print(f"({sources.mode})")
     return 0
 
 
-def _as_json(turn, answer: str, sources: Sources) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _as_json(
+    header: dict[str, object],
+    answer: str,
+    lines: list[DatedLine],
+    sources: Sources,
+    passages: Sequence[Passage],
+) -> dict[str, object]:
     return {
-        "question": turn.question,
-        "standalone_question": turn.standalone,
+        **header,
         "answer": answer,
+        "lines": [
+            {
+                "date": line.day.isoformat() if line.day else None,
+                "text": line.text,
+                "citation": line.number,
+                "note": line.note,
+            }
+            for line in lines
+        ],
+        "as_of": sources.newest.isoformat() if sources.newest else None,
+        "stale_warning": sources.stale,
         "mode": sources.mode,
         "removed_markers": sources.removed_markers,
         "citations": [
             {
                 "number": c.number,
                 **_describe(c.passage),
+                "story_id": c.passage.story_id,
+                "outlets": c.outlets,
+                "other_reports": [
+                    {"outlet": r.outlet, "published_at": r.published_at, "url": r.url, "title": r.title}
+                    for r in c.other_reports
+                ],
                 "passage": c.passage.text,
                 "highlights": [c.passage.text[s:e] for s, e in c.highlights],
             }
             for c in sources.citations
         ],
-        "passages": [{**_describe(p), "score": round(p.score, 6)} for p in turn.retrieval.passages],
+        "passages": [{**_describe(p), "score": round(p.score, 6)} for p in passages],
     }
 
 

@@ -17,6 +17,7 @@ from rag.citations import CitationTracker
 from rag.config import AnswerConfig, Settings
 from rag.prompts import NO_ANSWER, answer_messages, rewrite_messages
 from rag.retrieve import Passage, content_terms
+from rag.store import Report
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
@@ -50,12 +51,36 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class DatedLine:
+    """One line of a timeline or a brief: a date, what happened, and the citation that backs it."""
+
+    day: date | None
+    text: str  # article text (a headline or a sentence): shown as data, never as markup
+    number: int  # the citation
+    note: str | None = None  # e.g. "new story, 2 outlets" in a brief
+
+
+@dataclass(frozen=True)
 class Citation:
     """A source cited as `[number]`, with the spans of its passage the answer drew on."""
 
     number: int
     passage: Passage
     highlights: tuple[tuple[int, int], ...] = ()  # character spans within passage.text
+    reports: tuple[Report, ...] = ()  # every article of the passage's story, itself included, oldest first
+
+    @property
+    def outlets(self) -> list[str]:
+        """The outlets that reported the passage's story (its own outlet when it stands alone)."""
+        found = [r.outlet or "unknown outlet" for r in self.reports] or [
+            self.passage.outlet or "unknown outlet"
+        ]
+        return list(dict.fromkeys(found))
+
+    @property
+    def other_reports(self) -> list[Report]:
+        """The story's articles other than the one cited."""
+        return [r for r in self.reports if r.article_id != self.passage.article_id]
 
 
 @dataclass(frozen=True)
@@ -65,9 +90,11 @@ class Sources:
     citations: list[Citation]
     removed_markers: int
     mode: str
+    newest: date | None = None  # publish date of the newest source cited: the answer is "as of" it
+    stale: str | None = None  # said when a question about now has only older sources
 
 
-AnswerEvent = TextDelta | Sources
+AnswerEvent = TextDelta | DatedLine | Sources
 
 
 class Answerer(Protocol):
@@ -121,7 +148,8 @@ def _stem(word: str) -> str:
     return str(_porter().stem(word))
 
 
-def _stems(text: str) -> set[str]:
+def stems(text: str) -> set[str]:
+    """The stemmed content words of a text."""
     return {_stem(word) for word in content_terms(text)}
 
 
@@ -153,31 +181,31 @@ class ExtractiveAnswerer:
 
     def _choose(self, question: str, passages: Sequence[Passage]) -> list[tuple[int, tuple[int, int]]]:
         """Pick (passage number, sentence span) pairs that answer the question, best first."""
-        wanted = _stems(question)
+        wanted = stems(question)
         if not wanted or not passages:
             return []
         candidates = [
-            (number, span, _stems(passage.text[span[0] : span[1]]))
+            (number, span, stems(passage.text[span[0] : span[1]]))
             for number, passage in enumerate(passages, start=1)
             for span in sentences(passage.text)
             if not _INSTRUCTION.search(passage.text[span[0] : span[1]])
             and not passage.text[span[0] : span[1]].endswith("?")  # a question answers nothing
         ]
-        weight = _term_weights(wanted, [stems for _, _, stems in candidates])
+        weight = term_weights(wanted, [words for _, _, words in candidates])
         total = sum(weight.values())
 
-        def coverage(stems: set[str]) -> float:
-            return sum(weight[t] for t in wanted & stems) / total
+        def coverage(words: set[str]) -> float:
+            return sum(weight[t] for t in wanted & words) / total
 
         found: dict[int, set[str]] = {}
-        for number, _, stems in candidates:
-            found.setdefault(number, set()).update(stems)
+        for number, _, words in candidates:
+            found.setdefault(number, set()).update(words)
         c = self.config
-        supported = {number for number, stems in found.items() if coverage(stems) >= c.min_coverage}
+        supported = {number for number, words in found.items() if coverage(words) >= c.min_coverage}
         top = max(p.score for p in passages) or 1.0
         scored = []
-        for number, span, stems in candidates:
-            if number in supported and (covered := coverage(stems)) >= c.min_sentence_coverage:
+        for number, span, words in candidates:
+            if number in supported and (covered := coverage(words)) >= c.min_sentence_coverage:
                 # Coverage decides; new names or numbers and the passage's retrieval rank (dates included)
                 # weigh in, so the answering sentence of the best story wins over a restatement.
                 text = passages[number - 1].text[span[0] : span[1]]
@@ -218,11 +246,11 @@ def _is_follow_up(question: str) -> bool:
     return bool(_FOLLOW_UP.search(question.strip())) or len(content_terms(question)) <= 2
 
 
-def _term_weights(wanted: set[str], sentence_stems: Sequence[set[str]]) -> dict[str, float]:
+def term_weights(wanted: set[str], sentence_stems: Sequence[set[str]]) -> dict[str, float]:
     """Weigh question words by rarity among the candidate sentences: rare words carry the question."""
     count = len(sentence_stems)
     return {
-        term: math.log(1 + (count + 1) / (0.5 + sum(term in stems for stems in sentence_stems)))
+        term: math.log(1 + (count + 1) / (0.5 + sum(term in words for words in sentence_stems)))
         for term in wanted
     }
 
@@ -291,8 +319,8 @@ def _chat_citations(answer: str, tracker: CitationTracker, passages: Sequence[Pa
         claims = " ".join(
             answer[s:e] for s, e in sentences(answer) if f"[{number}]" in answer[s : min(e + 8, len(answer))]
         )
-        wanted = _stems(claims)
-        scored = [(len(wanted & _stems(passage.text[s:e])), (s, e)) for s, e in sentences(passage.text)]
+        wanted = stems(claims)
+        scored = [(len(wanted & stems(passage.text[s:e])), (s, e)) for s, e in sentences(passage.text)]
         best = max((score for score, _ in scored), default=0)
         highlights = tuple(span for score, span in scored if best and score == best)
         citations.append(Citation(number, passage, highlights))

@@ -63,6 +63,11 @@ class RetrievalConfig(BaseModel):
 
     # Trimming
     per_article: int = Field(2, ge=1, description="Passages one article may contribute to the results.")
+    per_story: int = Field(
+        0,
+        ge=0,
+        description="Passages one story may hold before other stories get the next slots (0: no limit).",
+    )
     near_duplicate: float = Field(
         0.8, gt=0, le=1, description="Word overlap (Jaccard) from which two passages count as one."
     )
@@ -88,6 +93,33 @@ class AnswerConfig(BaseModel):
     )
     min_sentence_coverage: float = Field(
         0.15, ge=0, le=1, description="Share of them a quoted sentence must hold."
+    )
+
+
+class StoryConfig(BaseModel):
+    """How articles are grouped into stories at ingest: near copies by shared text, coverage of one event
+    by the likeness of headline and lead. docs/evaluation.md gives the precision and recall measured."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shingle_words: int = Field(5, ge=1, description="Words per shingle compared for near copies.")
+    permutations: int = Field(128, ge=16, description="MinHash permutations per article.")
+    near_copy: float = Field(
+        0.5, gt=0, le=1, description="Shingle overlap (estimated Jaccard) from which two articles are copies."
+    )
+    same_story: float = Field(
+        0.75, gt=0, le=1, description="Cosine of headline-and-lead vectors from which articles share a story."
+    )
+    window_days: int = Field(
+        3, ge=0, description="Days apart two articles may be published and still share a story."
+    )
+    timeline_lines: int = Field(12, ge=1, description="Dated lines a timeline answer lists at most.")
+    timeline_coverage: float = Field(
+        0.6, ge=0, le=1, description="Share of the subject's weighted words a timeline's passage must hold."
+    )
+    brief_stories: int = Field(20, ge=1, description="Stories the What's new brief lists at most.")
+    stale_after_days: int = Field(
+        7, ge=0, description="A question about now whose newest source is older than this is warned."
     )
 
 
@@ -180,6 +212,7 @@ class Settings(BaseSettings):
     # Ranking and answering (NEWSDESK_RETRIEVAL__CANDIDATES=40, NEWSDESK_ANSWER__MAX_SENTENCES=2, ...)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig, description="Retrieval's numbers.")
     answer: AnswerConfig = Field(default_factory=AnswerConfig, description="The offline answerer's numbers.")
+    stories: StoryConfig = Field(default_factory=StoryConfig, description="Story grouping's numbers.")
 
     @property
     def uses_chroma_server(self) -> bool:
@@ -196,7 +229,11 @@ class SettingError(ValueError):
     """An override that names no setting or gives it a value it cannot take."""
 
 
-_TUNED: dict[str, type[BaseModel]] = {"retrieval": RetrievalConfig, "answer": AnswerConfig}
+_TUNED: dict[str, type[BaseModel]] = {
+    "retrieval": RetrievalConfig,
+    "answer": AnswerConfig,
+    "stories": StoryConfig,
+}
 
 
 def with_overrides(config: Settings, assignments: Iterable[str]) -> Settings:

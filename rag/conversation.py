@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from rag.answer import Answerer, AnswerEvent
-from rag.config import RetrievalConfig
+from rag.config import RetrievalConfig, StoryConfig
 from rag.retrieve import Query, Retrieval, retrieve
 from rag.store import Store
+from rag.stories import timeline, timeline_subject, with_stories
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,29 @@ def ask(
     embedder: BaseEmbedding,
     answerer: Answerer,
     config: RetrievalConfig,
+    stories: StoryConfig | None = None,
 ) -> Turn:
-    """Answer a question in the light of the earlier (standalone) questions of the conversation."""
+    """Answer a question in the light of the earlier (standalone) questions of the conversation: a
+    timeline for "how did X unfold", else an answer from the passages found, its sources dated."""
+    stories = stories or StoryConfig()
     standalone = answerer.standalone_question(query.question, history)
+    subject = timeline_subject(standalone)
+    if subject:
+        retrieval, events = timeline(
+            replace(query, question=standalone),
+            subject,
+            store=store,
+            embedder=embedder,
+            config=config,
+            stories=stories,
+        )
+        return Turn(query.question, standalone, retrieval, events)
     retrieval = retrieve(replace(query, question=standalone), store=store, embedder=embedder, config=config)
-    events = answerer.answer(standalone, retrieval.passages, as_of=query.as_of)
+    events = with_stories(
+        answerer.answer(standalone, retrieval.passages, as_of=query.as_of),
+        store=store,
+        question=standalone,
+        as_of=query.as_of,
+        config=stories,
+    )
     return Turn(query.question, standalone, retrieval, events)

@@ -43,6 +43,15 @@ class Article:
 
 
 @dataclass(frozen=True)
+class StoryLink:
+    """The story an article was grouped into at ingest."""
+
+    story_id: str
+    copy_of: str | None  # the stored article it is a near copy of (syndicated or re-posted text)
+    signature: bytes | None = None  # MinHash of its shingles, kept to compare later articles with
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A passage of an article, with its character span in the article text."""
 

@@ -55,6 +55,18 @@ class Passage:
     score: float
     similarity: float | None  # cosine similarity to the question, when the vector search found it
     focus: float | None = None  # how closely its article keeps to one story (None: too short to tell)
+    story_id: str | None = None  # the story its article was grouped into at ingest
+    copy_of: str | None = None  # the article whose near copy its article is
+
+    @property
+    def story(self) -> str:
+        """Its story, or its article alone when it was never grouped."""
+        return self.story_id or self.article_id
+
+    @property
+    def text_of(self) -> str:
+        """The article whose text this is: the original of a near copy, else its own."""
+        return self.copy_of or self.article_id
 
     @property
     def published_date(self) -> date | None:
@@ -141,10 +153,11 @@ def _fuse(
         for rank, hit in enumerate(results):
             scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (config.rrf_k + rank + 1)
             hits.setdefault(hit.chunk_id, hit)
-    return [_passage(hits[cid], score, similarity.get(cid)) for cid, score in scores.items()]
+    return [passage_from_hit(hits[cid], score, similarity.get(cid)) for cid, score in scores.items()]
 
 
-def _passage(hit: PassageHit, score: float, similarity: float | None) -> Passage:
+def passage_from_hit(hit: PassageHit, score: float, similarity: float | None = None) -> Passage:
+    """A passage with its article's facts, from a search hit."""
     meta = hit.metadata
     return Passage(
         chunk_id=hit.chunk_id,
@@ -160,6 +173,8 @@ def _passage(hit: PassageHit, score: float, similarity: float | None) -> Passage
         score=score,
         similarity=similarity,
         focus=meta.get("focus"),
+        story_id=meta.get("story_id"),
+        copy_of=meta.get("copy_of"),
     )
 
 
@@ -199,22 +214,32 @@ def is_opinion(url: str | None, title: str | None) -> bool:
 
 
 def _trim(passages: Sequence[Passage], *, k: int, config: RetrievalConfig) -> list[Passage]:
-    """Keep the best k, at most `per_article` per article, dropping near-identical passages."""
+    """Keep the best k: at most `per_article` per article, one article of a set of near copies, no
+    near-identical passages, and at most `per_story` of one story while other stories wait."""
     kept: list[Passage] = []
+    waiting: list[Passage] = []  # passages of stories that have their share, for slots left over
     per_article: dict[str, int] = {}
+    per_story: dict[str, int] = {}
+    copy_holder: dict[str, str] = {}  # original text -> the article whose copy of it is kept
     seen: list[frozenset[str]] = []
     for passage in passages:
         if per_article.get(passage.article_id, 0) >= config.per_article:
             continue
+        if copy_holder.setdefault(passage.text_of, passage.article_id) != passage.article_id:
+            continue  # a near copy of an article already kept: the same report from another outlet
         words = frozenset(content_terms(passage.text))
         if any(_jaccard(words, other) >= config.near_duplicate for other in seen):
-            continue  # the same story told again, e.g. a wire copy in two outlets
-        kept.append(passage)
+            continue  # the same text in other words' company, e.g. a paragraph quoted by another article
         seen.append(words)
         per_article[passage.article_id] = per_article.get(passage.article_id, 0) + 1
+        if config.per_story and per_story.get(passage.story, 0) >= config.per_story:
+            waiting.append(passage)
+            continue
+        per_story[passage.story] = per_story.get(passage.story, 0) + 1
+        kept.append(passage)
         if len(kept) == k:
-            break
-    return kept
+            return kept
+    return kept + waiting[: k - len(kept)]
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
 from rag.config import RetrievalConfig, Settings
-from rag.documents import Article, Chunk
+from rag.documents import Article, Chunk, StoryLink, chunk_id
 
 SCHEMA_VERSION = "4"  # bump when the tables change; an older store is refused with how to rebuild
 KEYWORD_POOL = (4, 32)  # keyword hits ranked per hit wanted before the filter, tried in turn, then all
@@ -47,7 +47,10 @@ CREATE TABLE IF NOT EXISTS articles (
     duplicate_of TEXT,
     ingested_at TEXT NOT NULL,
     updated_at TEXT,
-    focus REAL
+    focus REAL,
+    story_id TEXT,
+    copy_of TEXT,
+    minhash BLOB
 );
 CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
 CREATE TABLE IF NOT EXISTS passages (
@@ -82,6 +85,9 @@ CREATE TRIGGER IF NOT EXISTS articles_ad AFTER DELETE ON articles BEGIN
 END;
 CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS fetch_state (url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, checked_at TEXT);
+CREATE TABLE IF NOT EXISTS ingest_runs (
+    started_at TEXT NOT NULL, finished_at TEXT NOT NULL, new INTEGER NOT NULL, changed INTEGER NOT NULL
+);
 """
 
 
@@ -114,6 +120,32 @@ class StoredArticle:
     duplicate_of: str | None
     ingested_at: str
     updated_at: str | None = None  # when the outlet last updated it (feed entries), ISO 8601
+    story_id: str | None = None
+    copy_of: str | None = None
+
+
+@dataclass(frozen=True)
+class StoryMember:
+    """A stored article as story grouping compares it: its story and the MinHash of its text."""
+
+    article_id: str
+    story_id: str
+    copy_of: str | None
+    published: date | None
+    signature: bytes | None
+
+
+@dataclass(frozen=True)
+class Report:
+    """One article of a story: who reported it, when, and where to read it."""
+
+    article_id: str
+    story_id: str
+    title: str | None
+    outlet: str | None
+    published_at: str | None
+    url: str | None
+    ingested_at: str
 
 
 @dataclass(frozen=True)
@@ -146,6 +178,7 @@ class ArticleWrite:
     article: Article
     chunks: Sequence[Chunk]
     vectors: Sequence[Sequence[float]]
+    story: StoryLink | None = None
 
 
 def chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
@@ -285,6 +318,7 @@ class Store:
             "pending",
             "meta",
             "fetch_state",
+            "ingest_runs",
         ):
             self.db.execute(f"DROP TABLE IF EXISTS {table}")
         try:
@@ -303,6 +337,10 @@ class Store:
             self.db.execute("ALTER TABLE articles ADD COLUMN updated_at TEXT")
         if "focus" not in present:
             self.db.execute("ALTER TABLE articles ADD COLUMN focus REAL")
+        for column, kind in (("story_id", "TEXT"), ("copy_of", "TEXT"), ("minhash", "BLOB")):
+            if column not in present:
+                self.db.execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
+        self.db.execute("CREATE INDEX IF NOT EXISTS articles_story ON articles(story_id)")
 
     def _measure_focus(self) -> None:
         """Measure the focus of stored articles that lack it (a store from before it was kept), from the
@@ -327,8 +365,8 @@ class Store:
         chunk_ids = list(owner)
         for start in range(0, len(chunk_ids), _UPSERT_BATCH):
             got = self.collection.get(ids=chunk_ids[start : start + _UPSERT_BATCH], include=["embeddings"])
-            for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=True):
-                vectors.setdefault(owner[chunk_id], []).append(vector)
+            for cid, vector in zip(got["ids"], got["embeddings"], strict=True):
+                vectors.setdefault(owner[cid], []).append(vector)
         with self._transaction():
             self.db.executemany(
                 "UPDATE articles SET focus = ? WHERE article_id = ?",
@@ -409,6 +447,98 @@ class Store:
         """Return how many passages the vector store holds."""
         return self.collection.count()
 
+    # Stories
+
+    def story_members(self) -> list[StoryMember]:
+        """Every stored article that has its own text and a story, as story grouping compares them."""
+        rows = self.db.execute(
+            "SELECT article_id, story_id, copy_of, published_at, minhash FROM articles "
+            "WHERE story_id IS NOT NULL AND duplicate_of IS NULL"
+        ).fetchall()
+        return [StoryMember(a, s, c, _day(p), m) for a, s, c, p, m in rows]
+
+    def without_story(self) -> list[tuple[str, date | None, str | None]]:
+        """Articles not yet grouped (a store from before stories, or after `clear_stories`), oldest first:
+        (article id, publish date, id of the article whose text it duplicates)."""
+        rows = self.db.execute(
+            "SELECT article_id, published_at, duplicate_of FROM articles WHERE story_id IS NULL "
+            "ORDER BY duplicate_of IS NOT NULL, published_ts IS NULL, published_ts, article_id"
+        ).fetchall()
+        return [(a, _day(p), d) for a, p, d in rows]
+
+    def passage_texts(self, article_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The stored passages of these articles, in order."""
+        texts: dict[str, list[str]] = {}
+        rows = self.db.execute(
+            "SELECT article_id, text FROM passages WHERE article_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY article_id, chunk_index",
+            (json.dumps(list(article_ids)),),
+        )
+        for article_id, text in rows:
+            texts.setdefault(article_id, []).append(text)
+        return texts
+
+    def lead_vectors(self, article_ids: Sequence[str]) -> dict[str, Sequence[float]]:
+        """The vectors of these articles' first passages (headline and lead), from Chroma."""
+        found: dict[str, Sequence[float]] = {}
+        owner = {chunk_id(article_id, 0): article_id for article_id in article_ids}
+        ids = list(owner)
+        for start in range(0, len(ids), _UPSERT_BATCH):
+            got = self.collection.get(ids=ids[start : start + _UPSERT_BATCH], include=["embeddings"])
+            for cid, vector in zip(got["ids"], got["embeddings"], strict=True):
+                found[owner[cid]] = vector
+        return found
+
+    def first_passages(self, article_ids: Sequence[str]) -> list[PassageHit]:
+        """The first passage (headline and lead) of each of these articles that has passages."""
+        return self._catalog_hits({chunk_id(article_id, 0): 0.0 for article_id in article_ids}, None)
+
+    def set_stories(self, links: dict[str, StoryLink]) -> None:
+        """Record the stories of articles already stored."""
+        with self._transaction():
+            self.db.executemany(
+                "UPDATE articles SET story_id = ?, copy_of = ?, minhash = ? WHERE article_id = ?",
+                [(link.story_id, link.copy_of, link.signature, i) for i, link in links.items()],
+            )
+
+    def clear_stories(self) -> None:
+        """Forget every article's story, so that they are grouped again."""
+        with self._transaction():
+            self.db.execute("UPDATE articles SET story_id = NULL, copy_of = NULL, minhash = NULL")
+
+    def story_reports(self, story_ids: Iterable[str]) -> dict[str, list[Report]]:
+        """Every article of these stories, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_REPORT_COLUMNS} FROM articles "
+            "WHERE story_id IN (SELECT value FROM json_each(?)) ORDER BY published_ts, article_id",
+            (json.dumps(sorted(set(story_ids))),),
+        ).fetchall()
+        reports: dict[str, list[Report]] = {}
+        for row in rows:
+            reports.setdefault(row[1], []).append(Report(*row))
+        return reports
+
+    def reports_since(self, *, ingested: str | None = None, published: float | None = None) -> list[Report]:
+        """Articles ingested at or after an ISO time, or published at or after a timestamp."""
+        clause, value = ("ingested_at >= ?", ingested) if ingested else ("published_ts >= ?", published)
+        rows = self.db.execute(
+            f"SELECT {_REPORT_COLUMNS} FROM articles WHERE story_id IS NOT NULL AND {clause}", (value,)
+        ).fetchall()
+        return [Report(*row) for row in rows]
+
+    def record_run(self, started_at: str, *, new: int, changed: int) -> None:
+        """Remember an ingest run that stored something, for "what's new since the last ingest"."""
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO ingest_runs VALUES (?, ?, ?, ?)",
+                (started_at, datetime.now(UTC).isoformat(timespec="seconds"), new, changed),
+            )
+
+    def last_run(self) -> str | None:
+        """When the last ingest run that stored something started (ISO 8601), or None."""
+        row = self.db.execute("SELECT max(started_at) FROM ingest_runs").fetchone()
+        return row[0] if row else None
+
     # Writing, journalled
 
     def recover(self) -> list[str]:
@@ -449,7 +579,11 @@ class Store:
             for item in writes:
                 self._delete_rows(item.article.article_id)
                 self._insert_article(
-                    item.article, len(item.chunks), duplicate_of=None, focus=article_focus(item.vectors)
+                    item.article,
+                    len(item.chunks),
+                    duplicate_of=None,
+                    focus=article_focus(item.vectors),
+                    story=item.story,
                 )
                 self.db.executemany(
                     "INSERT INTO passages (chunk_id, article_id, chunk_index, start, end, title, text) "
@@ -461,8 +595,12 @@ class Store:
                 )
             self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
 
-    def record_duplicates(self, duplicates: Sequence[tuple[Article, str]]) -> None:
-        """Record articles whose text is already stored under another id; nothing is embedded."""
+    def record_duplicates(
+        self, duplicates: Sequence[tuple[Article, str]], *, stories: dict[str, StoryLink] | None = None
+    ) -> None:
+        """Record articles whose text is already stored under another id (in the story `stories` gives
+        them); nothing is embedded."""
+        stories = stories or {}
         if not duplicates:
             return
         ids = [article.article_id for article, _ in duplicates]
@@ -471,7 +609,7 @@ class Store:
         with self._transaction():
             for article, original in duplicates:
                 self._delete_rows(article.article_id)
-                self._insert_article(article, 0, duplicate_of=original)
+                self._insert_article(article, 0, duplicate_of=original, story=stories.get(article.article_id))
             self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
 
     def remove(self, article_ids: Sequence[str]) -> None:
@@ -501,10 +639,17 @@ class Store:
         self.db.execute("DELETE FROM articles WHERE article_id = ?", (article_id,))
 
     def _insert_article(
-        self, article: Article, chunk_count: int, *, duplicate_of: str | None, focus: float | None = None
+        self,
+        article: Article,
+        chunk_count: int,
+        *,
+        duplicate_of: str | None,
+        focus: float | None = None,
+        story: StoryLink | None = None,
     ) -> None:
         self.db.execute(
-            f"INSERT INTO articles ({_ARTICLE_COLUMNS}, published_ts, focus) VALUES ({', '.join('?' * 15)})",
+            f"INSERT INTO articles ({_ARTICLE_COLUMNS}, published_ts, focus, minhash) "
+            f"VALUES ({', '.join('?' * 18)})",
             (
                 article.article_id,
                 article.source,
@@ -517,10 +662,13 @@ class Store:
                 article.published_iso,
                 chunk_count,
                 duplicate_of,
-                datetime.now(UTC).isoformat(timespec="seconds"),
+                datetime.now(UTC).isoformat(timespec="microseconds"),
                 article.updated_at.isoformat() if article.updated_at else None,
+                story.story_id if story else None,
+                story.copy_of if story else None,
                 _timestamp(article.published_at) if article.published_at else None,
                 focus,
+                story.signature if story else None,
             ),
         )
 
@@ -734,7 +882,7 @@ class PassageFilter:
 
 _HIT_KEYS = (
     "chunk_index", "start", "end", "article_id", "title", "outlet", "author", "url",
-    "published_at", "published_ts", "content_hash", "focus",
+    "published_at", "published_ts", "content_hash", "focus", "story_id", "copy_of",
 )  # fmt: skip
 _HIT_COLUMNS = "p.chunk_id, p.text, p.chunk_index, p.start, p.end, " + ", ".join(
     f"a.{key}" for key in _HIT_KEYS[3:]
@@ -755,6 +903,10 @@ def article_focus(vectors: Sequence[Sequence[float]]) -> float | None:
     return float((total @ total - n) / (n * (n - 1)))
 
 
+def _day(published_at: str | None) -> date | None:
+    return datetime.fromisoformat(published_at).date() if published_at else None
+
+
 def _phrases(terms: Sequence[str]) -> list[str]:
     """The terms as FTS5 phrases (quoted, so no word is read as an operator)."""
     return ['"' + term.replace('"', "") + '"' for term in terms]
@@ -767,9 +919,10 @@ def _hit(row: Sequence[Any], score: float) -> PassageHit:
 
 
 _UPSERT_BATCH = 1000  # well under Chroma's max batch size
+_REPORT_COLUMNS = "article_id, story_id, title, outlet, published_at, url, ingested_at"
 _ARTICLE_COLUMNS = (
     "article_id, source, content_hash, text_hash, title, outlet, author, url, published_at, "
-    "chunk_count, duplicate_of, ingested_at, updated_at"
+    "chunk_count, duplicate_of, ingested_at, updated_at, story_id, copy_of"
 )
 
 

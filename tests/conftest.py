@@ -139,3 +139,72 @@ def write_articles(folder: Path, count: int, *, paragraphs: int = 3, prefix: str
         )
         paths.append(path)
     return paths
+
+
+DAM_WIRE = """MILLBROOK, Ore. — An earthen dam above the town of Millbrook gave way before dawn on Tuesday, \
+sending a wall of water through the valley and forcing about 4,000 residents from their homes, state \
+emergency officials said.
+
+The Cedar Creek Dam, built in 1962 to hold irrigation water, failed after three days of heavy rain \
+swelled its reservoir to a record level. Sheriff Dana Ortiz said two people were missing and rescue \
+crews in boats had pulled 37 people from flooded houses along the river.
+
+Governor Alice Brennan declared a state of emergency for Linn County and asked the National Guard to \
+help with the evacuation. Shelters opened at the county fairgrounds and at Millbrook High School.
+
+Engineers had inspected the dam in 2021 and rated it in fair condition, according to state records. \
+The cause of the failure was not yet known, officials said."""
+DAM_FOLLOW_UP = """MILLBROOK, Ore. — Investigators examining the collapse of the Cedar Creek Dam, \
+which flooded Millbrook and forced thousands of residents to flee this week, said Thursday that \
+a cracked spillway let floodwater eat away the earthen dam from inside.
+
+State dam safety chief Raj Patel said the crack had been noted in the 2021 inspection but repairs \
+were delayed for lack of money. The two people missing since Tuesday's flood were found alive on \
+Wednesday, Sheriff Dana Ortiz said.
+
+Residents began returning to Millbrook on Thursday to find mud-filled homes and washed-out roads."""
+LIBRARY = """SPRINGFIELD — The city council voted 6 to 1 on Monday night to keep the public library open on \
+Sundays, reversing a cut made two years ago to save money.
+
+Library director Maria Gomez said Sunday hours were the most requested change in a survey of 2,300 \
+residents. The extra hours will cost about $180,000 a year, paid from the city's reserve fund.
+
+The new schedule begins in January, the council said."""
+HERALD = "https://valleyherald.example/news/dam-failure"
+COAST = "https://coastdaily.example/2026/11/10/oregon-dam"
+HERALD_FOLLOW_UP = "https://valleyherald.example/news/dam-cause"
+LIBRARY_URL = "https://springfield.example/library-sundays"
+
+
+def news_article(folder: Path, name: str, *, title: str, outlet: str, day: str, url: str, body: str) -> Path:
+    """Write one article with front matter into a folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    front = f"---\ntitle: {title}\noutlet: {outlet}\npublished: {day}\nurl: {url}\n---\n"
+    path.write_text(front + body + "\n", encoding="utf-8")
+    return path
+
+
+def write_dam_story(folder: Path, *, follow_up: bool = True) -> None:
+    """One wire story (a dam failure) as two outlets ran it, an unrelated local story the same day, and
+    (with `follow_up`) a later article on the dam failure's cause from one of the outlets."""
+    news_article(folder, "herald-dam.md", title="Dam failure floods Millbrook, thousands flee",
+                 outlet="Valley Herald", day="2026-11-10", url=HERALD, body=DAM_WIRE)  # fmt: skip
+    coast = DAM_WIRE.replace(
+        "officials said.", "officials said, in the worst flood in the valley's history.", 1
+    )
+    news_article(folder, "coast-dam.md", title="Oregon dam collapse sends flood through town",
+                 outlet="Coast Daily", day="2026-11-10", url=COAST,
+                 body=coast + "\n\nThe Associated Press contributed to this report.")  # fmt: skip
+    news_article(folder, "library.md", title="Springfield council keeps library open on Sundays",
+                 outlet="Springfield Times", day="2026-11-10", url=LIBRARY_URL, body=LIBRARY)  # fmt: skip
+    if follow_up:
+        news_article(
+            folder,
+            "herald-dam-cause.md",
+            title="Cracked spillway caused Millbrook dam collapse, investigators say",
+            outlet="Valley Herald",
+            day="2026-11-12",
+            url=HERALD_FOLLOW_UP,
+            body=DAM_FOLLOW_UP,
+        )

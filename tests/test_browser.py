@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SEEDS, free_port
+from conftest import ROOT, SEEDS, free_port, write_dam_story
 from rag.serve import wait_until_up
 from test_app import HOSTILE
 
@@ -81,13 +82,13 @@ def page(served_app: tuple[str, dict[str, str]]) -> Iterator[object]:
         browser.close()
 
 
-def ask(page, question: str):  # type: ignore[no-untyped-def]
+def ask(page, question: str, mode: str = "offline extractive"):  # type: ignore[no-untyped-def]
     """Type a question, press Enter, and wait for the streamed answer's sources."""
     box = page.get_by_placeholder("Ask about the news")
     box.wait_for(timeout=60_000)
     box.fill(question)
     box.press("Enter")
-    page.get_by_text("Answered by: offline extractive").last.wait_for(timeout=90_000)
+    page.get_by_text(f"Answered by: {mode}").last.wait_for(timeout=90_000)
     return page.get_by_test_id("stChatMessage").last
 
 
@@ -138,3 +139,42 @@ def test_ingest_from_another_terminal_while_the_app_runs(page, served_app, tmp_p
     assert result.returncode == 0, result.stderr
     answer = ask(page, "When will the night trams run again?")
     assert "forty new drivers" in answer.inner_text()
+
+
+def dated(items: list[str]) -> list[str]:
+    """The list items that begin with a date, as the lines of a timeline or a brief do."""
+    return [item for item in items if re.match(r"\d{1,2} [A-Z][a-z]{2} \d{4}", item)]
+
+
+def test_timeline_renders_a_dated_cited_list_and_whats_new_shows_the_second_ingest(
+    page, served_app, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    write_dam_story(tmp_path / "news")
+    result = subprocess.run(
+        [sys.executable, "-m", "ingest", str(tmp_path / "news")],
+        env=served_app[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+
+    answer = ask(page, "How did the Millbrook dam collapse unfold?", mode="timeline of the stored stories")
+    items = dated(answer.locator("li").all_inner_texts())
+    assert len(items) == 2
+    first, second = items
+    assert first.startswith("10 Nov 2026") and "[1]" in first
+    assert second.startswith("12 Nov 2026") and "Cracked spillway" in second and "[2]" in second
+    assert "reported by 2 outlets" in answer.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    answer.screenshot(path=str(ARTIFACTS / "timeline.png"))
+
+    page.get_by_text("What's new").first.click()
+    page.get_by_text("Answered by: brief of the stored stories").wait_for(timeout=60_000)
+    listed = dated(page.locator("li").all_inner_texts())
+    assert any(
+        "Cracked spillway" in item and "new story, 3 articles from 2 outlets" in item for item in listed
+    )
+    assert any("Springfield council" in item for item in listed)
+    assert len(listed) == 2  # nothing from the first ingest (the seed, the hostile page)
+    page.screenshot(path=str(ARTIFACTS / "whats_new.png"), full_page=True)

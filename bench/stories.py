@@ -1,0 +1,182 @@
+"""Measure story grouping on a labelled sample: precision and recall of same-story and near-copy pairs.
+
+    .venv/bin/python bench/stories.py [--set stories.same_story=0.8 ...] [--sweep]
+
+`bench/story_labels.jsonl` names 60 seed articles of ../shared/corpora/rtqa_news_articles_2022_2026.jsonl.gz
+(30 from November 2022, 30 from March 2024, drawn at random) and, for each, every article of the corpus
+published within 7 days of it that reports the same story, and which of those are near copies, labelled by
+reading them. The articles of those months (and 10 days around them) are split and their first passages
+embedded as ingest does (vectors kept in data/bench/ so a sweep embeds once), then grouped by
+`ingest.stories.StoryIndex` in publish order, as a first ingest would. A pair (seed, other article) counts:
+grouped and labelled (true positive), grouped only (false positive), labelled only (missed). Figures are
+micro-averaged over the seeds' pairs, with 95% bootstrap intervals over the seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CORPUS = ROOT.parent / "shared" / "corpora" / "rtqa_news_articles_2022_2026.jsonl.gz"
+LABELS = ROOT / "bench" / "story_labels.jsonl"
+VECTORS = ROOT / "data" / "bench" / "story_lead_vectors.npz"
+SCOPE_DAYS = 7  # how far from its seed an article was looked for when labelling
+
+
+def load_articles(corpus: Path, labels: list[dict]) -> list[dict]:
+    """The corpus articles published within SCOPE_DAYS + 3 days of the labelled months."""
+    months = {label["slice"] for label in labels}
+    spans = []
+    for month in months:
+        first = date.fromisoformat(month + "-01")
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        spans.append((first - timedelta(days=SCOPE_DAYS + 3), last + timedelta(days=SCOPE_DAYS + 3)))
+    kept = []
+    with gzip.open(corpus, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            day = _day(record.get("publish_date"))
+            if day and any(a <= day <= b for a, b in spans) and record.get("text"):
+                record["day"] = day
+                kept.append(record)
+    return kept
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return datetime.strptime(text[:10], "%Y/%m/%d").date() if text else None
+    except ValueError:
+        return None
+
+
+def prepare(records: list[dict], config) -> tuple[list[list[str]], np.ndarray]:  # type: ignore[no-untyped-def]
+    """Split each article as ingest does and embed its first passage (headline and lead), cached."""
+    from ingest.chunks import embedding_text, make_splitter, split_article
+    from rag.documents import Article
+    from rag.embeddings import embedding_model_for
+
+    splitter = make_splitter(config)
+    articles = [Article(r["doc_id"], r["text"], r["doc_id"], title=r.get("title")) for r in records]
+    pieces = [split_article(a, splitter) for a in articles]
+    ids = [r["doc_id"] for r in records]
+    if VECTORS.exists():
+        cached = np.load(VECTORS, allow_pickle=False)
+        if list(cached["ids"]) == ids:
+            return [[c.text for c in p] for p in pieces], cached["vectors"]
+    model = embedding_model_for(config)
+    started = time.perf_counter()
+    leads = [embedding_text(a, p[0]) for a, p in zip(articles, pieces, strict=True)]
+    vectors = np.asarray(model.get_text_embedding_batch(leads), dtype=np.float32)
+    print(f"embedded {len(leads)} leads in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    VECTORS.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(VECTORS, ids=np.asarray(ids), vectors=vectors)
+    return [[c.text for c in p] for p in pieces], vectors
+
+
+def group(records: list[dict], passages: list[list[str]], vectors: np.ndarray, stories) -> tuple[dict, float]:  # type: ignore[no-untyped-def]
+    """Group the articles in publish order; return {article id: (story id, copy root)} and seconds taken."""
+    from ingest.stories import StoryIndex
+
+    index = StoryIndex(stories, list, lambda ids: {})
+    order = sorted(range(len(records)), key=lambda i: (records[i]["day"], records[i]["doc_id"]))
+    grouped = {}
+    for i in order:
+        link = index.assign(
+            records[i]["doc_id"], published=records[i]["day"], passages=passages[i], lead_vector=vectors[i]
+        )
+        grouped[records[i]["doc_id"]] = (link.story_id, link.copy_of or records[i]["doc_id"])
+    return grouped, index.seconds
+
+
+Counts = dict[str, tuple[int, int, int]]
+
+
+def pair_counts(labels: list[dict], records: list[dict], grouped: dict) -> list[Counts]:
+    """Per seed: (true positive, false positive, missed) pairs for stories and for near copies."""
+    day = {r["doc_id"]: r["day"] for r in records}
+    counts = []
+    for label in labels:
+        seed = label["seed"]
+        if seed not in grouped:
+            continue
+        near = [a for a in grouped if a != seed and abs((day[a] - day[seed]).days) <= SCOPE_DAYS]
+        story = {a for a in near if grouped[a][0] == grouped[seed][0]}
+        copies = {a for a in near if grouped[a][1] == grouped[seed][1]}
+        result = {}
+        for name, found, truth in (
+            ("story", story, set(label["same_story"])),
+            ("copy", copies, set(label["near_copies"])),
+        ):
+            result[name] = (len(found & truth), len(found - truth), len(truth - found))
+        counts.append(result)
+    return counts
+
+
+def figures(counts: list[Counts], kind: str) -> dict[str, object]:
+    def pr(sample: list[Counts]) -> tuple[float, float]:
+        tp = sum(c[kind][0] for c in sample)
+        fp = sum(c[kind][1] for c in sample)
+        fn = sum(c[kind][2] for c in sample)
+        return (tp / (tp + fp) if tp + fp else 1.0, tp / (tp + fn) if tp + fn else 1.0)
+
+    precision, recall = pr(counts)
+    rng = random.Random(0)
+    draws = [pr([rng.choice(counts) for _ in counts]) for _ in range(1000)]
+    ci = [np.percentile([d[i] for d in draws], [2.5, 97.5]).round(3).tolist() for i in (0, 1)]
+    pairs = sum(c[kind][0] + c[kind][2] for c in counts)
+    return {"precision": round(precision, 3), "precision_ci95": ci[0], "recall": round(recall, 3),
+            "recall_ci95": ci[1], "labelled_pairs": pairs}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rag.config import Settings, with_overrides
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", type=Path, default=LABELS)
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--sweep", action="store_true", help="also try other thresholds and windows")
+    args = parser.parse_args(argv)
+    if not args.corpus.exists():
+        print(f"no corpus at {args.corpus}", file=sys.stderr)
+        return 2
+    config = with_overrides(Settings(), args.set)
+    labels = [json.loads(line) for line in args.labels.open(encoding="utf-8")]
+    records = load_articles(args.corpus, labels)
+    passages, vectors = prepare(records, config)
+    print(f"{len(records)} articles, {len(labels)} labelled seeds")
+    variants = [config.stories]
+    if args.sweep:
+        variants += [
+            config.stories.model_copy(update={"same_story": s, "near_copy": c, "window_days": w})
+            for s in (0.65, 0.7, 0.75, 0.8, 0.85)
+            for c in (0.3, 0.5, 0.7)
+            for w in (1, 3, 7)
+        ]
+    for stories in variants:
+        grouped, seconds = group(records, passages, vectors, stories)
+        counts = pair_counts(labels, records, grouped)
+        result = {
+            "same_story": stories.same_story,
+            "near_copy": stories.near_copy,
+            "window_days": stories.window_days,
+            "stories": figures(counts, "story"),
+            "near_copies": figures(counts, "copy"),
+            "ms_per_article": round(1000 * seconds / len(records), 2),
+        }
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

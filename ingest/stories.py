@@ -1,0 +1,216 @@
+"""Group articles into stories as they arrive: near copies (syndicated or re-posted text) by MinHash of their
+word shingles, coverage of one event by the likeness of headline-and-lead vectors within a few days.
+
+Each new or changed article joins the story of the stored article it is most like, or starts one; stored
+articles keep their story, so ids survive reruns. The grouping reads only what ingest already has: the
+article's passages and the vector of its first passage (headline and lead), so it costs no embedding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+from rag.config import StoryConfig
+from rag.documents import StoryLink
+from rag.store import Store, StoryMember
+
+_WORD = re.compile(r"\w+")
+_NONE = np.zeros(0, np.float32)  # the lead vector of an article without one: like no other
+
+LeadVectors = Callable[[Sequence[str]], dict[str, Sequence[float]]]  # article ids -> first-passage vectors
+
+
+def story_id_for(article_id: str) -> str:
+    """The id of a story started by this article: stable, so a rebuild gives the same ids."""
+    return "s" + hashlib.sha1(article_id.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class _Member:
+    article_id: str
+    story_id: str
+    copy_of: str | None
+    day: int | None  # publish date as an ordinal
+    minhash: LeanMinHash
+    vector: np.ndarray | None = None  # unit vector of the first passage, fetched when first needed
+
+
+class StoryIndex:
+    """The stored articles new ones are compared with, kept in step as a run assigns stories.
+
+    `members` is called when the first article is grouped, so a run with nothing new reads nothing."""
+
+    def __init__(
+        self, config: StoryConfig, members: Callable[[], Iterable[StoryMember]], lead_vectors: LeadVectors
+    ) -> None:
+        self.config = config
+        self.seconds = 0.0  # spent grouping, for the ingest summary
+        self._stored = members
+        self._lead_vectors = lead_vectors
+        self._template = MinHash(num_perm=config.permutations)
+        self._lsh = MinHashLSH(threshold=config.near_copy, num_perm=config.permutations)
+        self._members: dict[str, _Member] = {}
+        self._by_day: dict[int, set[str]] = {}
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        started = time.perf_counter()
+        for member in self._stored():
+            if member.signature is None or len(member.signature) != 4 * self.config.permutations:
+                continue  # made with other settings: it still has its story, but is not compared
+            hashes = np.frombuffer(member.signature, dtype=np.uint32)
+            self._add(
+                _Member(
+                    member.article_id,
+                    member.story_id,
+                    member.copy_of,
+                    _ordinal(member.published),
+                    LeanMinHash(seed=1, hashvalues=hashes, scheme=self._template.scheme),
+                )
+            )
+        self.seconds += time.perf_counter() - started
+
+    def duplicate_link(self, original: str) -> StoryLink:
+        """The story of an article whose text is exactly that of a stored one: the original's."""
+        self._load()
+        member = self._members.get(original)
+        if member is None:
+            return StoryLink(story_id_for(original), original)
+        return StoryLink(member.story_id, member.copy_of or original)
+
+    def assign(
+        self,
+        article_id: str,
+        *,
+        published: date | None,
+        passages: Sequence[str],
+        lead_vector: Sequence[float] | None,
+    ) -> StoryLink:
+        """Give an article its story: that of its nearest copy, else of the most alike article within the
+        window, else a new one. The article is then compared with those that come after it."""
+        self._load()
+        started = time.perf_counter()
+        self.forget(article_id)  # a changed article is grouped afresh
+        minhash = self.signature(passages)
+        day = _ordinal(published)
+        vector = _unit(lead_vector) if lead_vector is not None else None
+        original = self._nearest_copy(minhash)
+        if original is not None:
+            story, copy_of = original.story_id, original.copy_of or original.article_id
+        else:
+            alike = self._most_alike(vector, day) if vector is not None else None
+            story, copy_of = (alike.story_id if alike else story_id_for(article_id)), None
+        self._add(_Member(article_id, story, copy_of, day, minhash, vector if vector is not None else _NONE))
+        self.seconds += time.perf_counter() - started
+        return StoryLink(story, copy_of, minhash.hashvalues.astype(np.uint32).tobytes())
+
+    def forget(self, article_id: str) -> None:
+        """Stop comparing with an article (it changed or left the store)."""
+        member = self._members.pop(article_id, None)
+        if member is None:
+            return
+        self._lsh.remove(article_id)
+        if member.day is not None:
+            self._by_day[member.day].discard(article_id)
+
+    def signature(self, passages: Sequence[str]) -> LeanMinHash:
+        """MinHash of the article's word shingles (taken passage by passage, so overlaps count once)."""
+        n = self.config.shingle_words
+        shingles: set[bytes] = set()
+        for text in passages:
+            words = _WORD.findall(text.lower())
+            shingles.update(" ".join(words[i : i + n]).encode() for i in range(max(len(words) - n + 1, 1)))
+        minhash = MinHash(
+            num_perm=self.config.permutations,
+            permutations=self._template.permutations,
+            scheme=self._template.scheme,
+        )
+        minhash.update_batch(list(shingles))
+        return LeanMinHash(minhash)
+
+    def _add(self, member: _Member) -> None:
+        self._members[member.article_id] = member
+        self._lsh.insert(member.article_id, member.minhash, check_duplication=False)
+        if member.day is not None:
+            self._by_day.setdefault(member.day, set()).add(member.article_id)
+
+    def _nearest_copy(self, minhash: LeanMinHash) -> _Member | None:
+        scored = [
+            (minhash.jaccard(self._members[key].minhash), key)
+            for key in self._lsh.query(minhash)
+            if key in self._members
+        ]
+        best = max(scored, default=None)
+        return self._members[best[1]] if best and best[0] >= self.config.near_copy else None
+
+    def _most_alike(self, vector: np.ndarray, day: int | None) -> _Member | None:
+        if day is None:
+            return None  # without a date there is no window: only copies are grouped
+        window = self.config.window_days
+        ids = sorted(i for d in range(day - window, day + window + 1) for i in self._by_day.get(d, ()))
+        self._fetch_vectors(ids)
+        candidates = [
+            m
+            for m in (self._members[i] for i in ids)
+            if m.vector is not None and m.vector.shape == vector.shape
+        ]
+        if not candidates:
+            return None
+        similarity = np.stack([m.vector for m in candidates]) @ vector  # type: ignore[misc]
+        best = int(np.argmax(similarity))
+        return candidates[best] if similarity[best] >= self.config.same_story else None
+
+    def _fetch_vectors(self, ids: Sequence[str]) -> None:
+        missing = [i for i in ids if self._members[i].vector is None]
+        if not missing:
+            return
+        found = self._lead_vectors(missing)
+        for article_id in missing:  # an article without a stored vector is compared as unlike any
+            vector = found.get(article_id)
+            self._members[article_id].vector = _unit(vector) if vector is not None else _NONE
+
+
+def group_stored(store: Store, index: StoryIndex, *, batch: int = 500) -> int:
+    """Group the stored articles that have no story yet (a store made before stories, or after
+    `--regroup`), oldest first, from their stored passages and vectors; return how many were grouped.
+    Each batch is committed on its own, so an interrupted run leaves the rest for the next."""
+    waiting = store.without_story()
+    originals = [(article_id, day) for article_id, day, duplicate_of in waiting if duplicate_of is None]
+    for start in range(0, len(originals), batch):
+        part = originals[start : start + batch]
+        ids = [article_id for article_id, _ in part]
+        texts, vectors = store.passage_texts(ids), store.lead_vectors(ids)
+        links = {
+            article_id: index.assign(
+                article_id,
+                published=day,
+                passages=texts.get(article_id, []),
+                lead_vector=vectors.get(article_id),
+            )
+            for article_id, day in part
+        }
+        store.set_stories(links)
+    copies = {article_id: index.duplicate_link(original) for article_id, _, original in waiting if original}
+    if copies:
+        store.set_stories(copies)
+    return len(waiting)
+
+
+def _unit(vector: Sequence[float]) -> np.ndarray:
+    array = np.asarray(vector, dtype=np.float32)
+    return array / max(float(np.linalg.norm(array)), 1e-12)
+
+
+def _ordinal(day: date | None) -> int | None:
+    return day.toordinal() if day else None
