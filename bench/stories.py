@@ -69,17 +69,21 @@ def prepare(records: list[dict], config) -> tuple[list[list[str]], np.ndarray]: 
     articles = [Article(r["doc_id"], r["text"], r["doc_id"], title=r.get("title")) for r in records]
     pieces = [split_article(a, splitter) for a in articles]
     ids = [r["doc_id"] for r in records]
+    cached: dict[str, np.ndarray] = {}
     if VECTORS.exists():
-        cached = np.load(VECTORS, allow_pickle=False)
-        if list(cached["ids"]) == ids:
-            return [[c.text for c in p] for p in pieces], cached["vectors"]
-    model = embedding_model_for(config)
-    started = time.perf_counter()
-    leads = [embedding_text(a, p[0]) for a, p in zip(articles, pieces, strict=True)]
-    vectors = np.asarray(model.get_text_embedding_batch(leads), dtype=np.float32)
-    print(f"embedded {len(leads)} leads in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    VECTORS.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(VECTORS, ids=np.asarray(ids), vectors=vectors)
+        with np.load(VECTORS, allow_pickle=False) as stored:
+            cached = dict(zip(stored["ids"].tolist(), stored["vectors"], strict=True))
+    missing = [i for i, article_id in enumerate(ids) if article_id not in cached]
+    if missing:
+        model = embedding_model_for(config)
+        started = time.perf_counter()
+        leads = [embedding_text(articles[i], pieces[i][0]) for i in missing]
+        for i, vector in zip(missing, model.get_text_embedding_batch(leads), strict=True):
+            cached[ids[i]] = np.asarray(vector, dtype=np.float32)
+        print(f"embedded {len(leads)} leads in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        VECTORS.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(VECTORS, ids=np.asarray(list(cached)), vectors=np.stack(list(cached.values())))
+    vectors = np.stack([cached[article_id] for article_id in ids])
     return [[c.text for c in p] for p in pieces], vectors
 
 

@@ -65,7 +65,8 @@ def ingest(config: Settings, embedder: MiniLMEmbedding):  # type: ignore[no-unty
 class State:
     """Everything the store holds, to compare runs."""
 
-    catalog: dict[str, tuple[str, int, str | None]]  # id -> (content hash, passages, duplicate of)
+    # id -> (content hash, passages, duplicate of, story, near copy of)
+    catalog: dict[str, tuple[str, int, str | None, str | None, str | None]]
     vectors: list[str]  # chunk ids in Chroma
     passages: list[str]  # chunk ids in the keyword index
     pending: list[str]
@@ -80,7 +81,7 @@ def snapshot(config: Settings) -> State:
         store.db.execute("INSERT INTO passages_fts(passages_fts) VALUES ('integrity-check')")
         return State(
             catalog={
-                e.article_id: (e.content_hash, e.chunk_count, e.duplicate_of)
+                e.article_id: (e.content_hash, e.chunk_count, e.duplicate_of, e.story_id, e.copy_of)
                 for e in store.articles().values()
             },
             vectors=sorted(store.collection.get(include=[])["ids"]),
