@@ -20,6 +20,7 @@ from rag.store import Report, open_store
 from rag.stories import as_of_line, brief, format_day
 
 UPLOAD_TYPES = ["txt", "md", "html", "json", "jsonl"]
+OTHERS_SHOWN = 10  # other articles of a story listed on a source card
 
 
 @st.cache_resource(show_spinner="Opening the store…")
@@ -56,7 +57,13 @@ def show_sources(sources: Sources) -> None:
                 f'<div class="newsdesk-passage">{highlight_html(passage.text, citation.highlights)}</div>'
             )
             if others := citation.other_reports:
-                st.markdown("**Also reported in this story:**\n" + "\n".join(map(report_line, others)))
+                shown = "\n".join(map(report_line, others[:OTHERS_SHOWN]))
+                more = len(others) - OTHERS_SHOWN
+                st.markdown(
+                    "**Also reported in this story:**\n"
+                    + shown
+                    + (f"\n\n…and {more} more" if more > 0 else "")
+                )
     st.caption(f"Answered by: {sources.mode}")
 
 
