@@ -37,6 +37,9 @@ def date_label(published_at: str | None) -> str:
 def show_sources(sources: Sources) -> None:
     """Under an answer: how fresh it is, then each cited source with its headline, outlet, date, link,
     marked passage and the other outlets that reported its story."""
+    for check in sources.unsupported:
+        why = escape_markdown(check.reason or "")
+        st.warning(f"Not supported by its sources: “{escape_markdown(check.text)}” ({why})", icon="⚠️")
     if sources.stale:
         st.warning(sources.stale)
     if stamp := as_of_line(sources):
@@ -236,6 +239,7 @@ def main() -> None:
             answerer=answerer,
             config=config.retrieval,
             stories=config.stories,
+            answering=config.answer,
         )
         answer_markdown, _, sources = show_events(asked.events)
     turns.append(

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 answerer=answerer_for(config),
                 config=config.retrieval,
                 stories=config.stories,
+                answering=config.answer,
             )
             header = {"question": turn.question, "standalone_question": turn.standalone}
             return _show(turn.events, args.json, header, passages=turn.retrieval.passages)
@@ -122,6 +123,8 @@ def _show(
         )
         return 0
     print("\n")
+    for check in sources.unsupported:
+        print(f"⚠ not supported by its sources: “{check.text}” ({check.reason})")
     if sources.stale:
         print(sources.stale)
     if stamp := as_of_line(sources):
@@ -159,6 +162,10 @@ def _as_json(
         ],
         "as_of": sources.newest.isoformat() if sources.newest else None,
         "stale_warning": sources.stale,
+        "sentences": [
+            {"text": c.text, "citations": list(c.citations), "supported": c.supported, "reason": c.reason}
+            for c in sources.checks
+        ],
         "mode": sources.mode,
         "removed_markers": sources.removed_markers,
         "citations": [

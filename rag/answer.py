@@ -22,6 +22,8 @@ from rag.store import Report
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
 
+    from rag.support import SentenceCheck
+
 # A sentence naming things the question does not (names, numbers) may answer it; one that only restates
 # the question answers nothing (see AnswerConfig.new_fact_bonus).
 _NAME_OR_NUMBER = re.compile(r"(?<![.!?]\s)(?<!^)\b(?:[A-Z][\w’'.-]*|\$?\d[\d,.%]*)")
@@ -92,6 +94,12 @@ class Sources:
     mode: str
     newest: date | None = None  # publish date of the newest source cited: the answer is "as of" it
     stale: str | None = None  # said when a question about now has only older sources
+    checks: tuple[SentenceCheck, ...] = ()  # each sentence of the answer checked against its citations
+
+    @property
+    def unsupported(self) -> list[SentenceCheck]:
+        """The sentences its citations do not support (or that cite nothing)."""
+        return [check for check in self.checks if not check.supported]
 
 
 AnswerEvent = TextDelta | DatedLine | Sources

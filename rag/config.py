@@ -94,6 +94,13 @@ class AnswerConfig(BaseModel):
     min_sentence_coverage: float = Field(
         0.15, ge=0, le=1, description="Share of them a quoted sentence must hold."
     )
+    min_support: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of a sentence's words its cited passages must hold for it to count as supported "
+        "(its numbers, dates and names must all be there too).",
+    )
 
 
 class StoryConfig(BaseModel):

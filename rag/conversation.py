@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from rag.answer import Answerer, AnswerEvent
-from rag.config import RetrievalConfig, StoryConfig
+from rag.config import AnswerConfig, RetrievalConfig, StoryConfig
 from rag.retrieve import Query, Retrieval, retrieve
 from rag.store import Store
 from rag.stories import timeline, timeline_subject, with_stories
+from rag.support import with_checks
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ def ask(
     answerer: Answerer,
     config: RetrievalConfig,
     stories: StoryConfig | None = None,
+    answering: AnswerConfig | None = None,
 ) -> Turn:
     """Answer a question in the light of the earlier (standalone) questions of the conversation: a
     timeline for "how did X unfold", else an answer from the passages found, its sources dated."""
@@ -50,8 +52,9 @@ def ask(
         )
         return Turn(query.question, standalone, retrieval, events)
     retrieval = retrieve(replace(query, question=standalone), store=store, embedder=embedder, config=config)
+    answer = answerer.answer(standalone, retrieval.passages, as_of=query.as_of)
     events = with_stories(
-        answerer.answer(standalone, retrieval.passages, as_of=query.as_of),
+        with_checks(answer, min_overlap=(answering or AnswerConfig()).min_support),
         store=store,
         question=standalone,
         as_of=query.as_of,
