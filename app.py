@@ -10,7 +10,7 @@ import streamlit as st
 
 from ingest.pipeline import ingest_sources
 from ingest.sources import SourceSet, SourcesFileError, add_to_sources_file, read_sources_file
-from rag.answer import DatedLine, Sources, TextDelta, answerer_for
+from rag.answer import DatedLine, Revised, Sources, TextDelta, answerer_for
 from rag.citations import escape_markdown, highlight_html, safe_url
 from rag.config import Settings, load_settings
 from rag.conversation import ask
@@ -93,6 +93,7 @@ def show_events(events: Any) -> tuple[str, list[DatedLine], Sources]:
     """Stream an answer's text, then its dated lines; return what was shown and its sources."""
     lines: list[DatedLine] = []
     sources: list[Sources] = []
+    revised: list[Revised] = []
 
     def stream() -> Any:
         for event in events:
@@ -100,10 +101,17 @@ def show_events(events: Any) -> tuple[str, list[DatedLine], Sources]:
                 yield escape_markdown(event.text)
             elif isinstance(event, DatedLine):
                 lines.append(event)
+            elif isinstance(event, Revised):
+                revised.append(event)
             else:
                 sources.append(event)
 
     text = st.write_stream(stream())
+    if revised:  # the check found unsupported sentences and the model rewrote them: show the rewrite
+        many = "sentence was" if revised[0].unsupported == 1 else "sentences were"
+        st.caption(f"Revised after checking: {revised[0].unsupported} {many} not supported by its sources")
+        text = escape_markdown(revised[0].text)
+        st.markdown(text)
     markdown = (text if isinstance(text, str) else "") + ("\n\n" if text and lines else "")
     if lines:
         st.markdown(lines_markdown(lines))

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import date
 
-from rag.answer import AnswerEvent, DatedLine, Sources, TextDelta, answerer_for
+from rag.answer import AnswerEvent, DatedLine, Revised, Sources, TextDelta, answerer_for
 from rag.config import load_settings
 from rag.conversation import ask
 from rag.embeddings import embedding_model_for
@@ -100,9 +100,13 @@ def _show(
     passages: Sequence[Passage] = (),
 ) -> int:
     """Print an answer as it streams (or as one JSON object at the end) with its dated sources."""
-    text, lines, sources = [], [], None
+    text, lines, sources, draft = [], [], None, None
     for event in events:
-        if isinstance(event, TextDelta):
+        if isinstance(event, Revised):
+            draft, text = event.draft, [event.text]
+            many = "sentence was" if event.unsupported == 1 else "sentences were"
+            shown = f"\n\nRevised after checking ({event.unsupported} {many} not supported):\n{event.text}"
+        elif isinstance(event, TextDelta):
             text.append(event.text)
             shown = event.text
         elif isinstance(event, DatedLine):
@@ -118,7 +122,9 @@ def _show(
     if as_json:
         print(
             json.dumps(
-                _as_json(header, "".join(text), lines, sources, passages), ensure_ascii=False, indent=2
+                _as_json({**header, "draft": draft}, "".join(text), lines, sources, passages),
+                ensure_ascii=False,
+                indent=2,
             )
         )
         return 0

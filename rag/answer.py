@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from rag.citations import CitationTracker
 from rag.config import AnswerConfig, Settings
-from rag.prompts import NO_ANSWER, answer_messages, rewrite_messages
+from rag.prompts import NO_ANSWER, answer_messages, revise_messages, rewrite_messages
 from rag.retrieve import Passage, content_terms
 from rag.store import Report
 
@@ -50,6 +50,16 @@ class TextDelta:
     """A piece of the answer text."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class Revised:
+    """The answer rewritten after its check found unsupported sentences: it replaces the text streamed
+    before it, and the Sources that follow are its own."""
+
+    text: str
+    draft: str
+    unsupported: int  # sentences of the draft that were not supported
 
 
 @dataclass(frozen=True)
@@ -102,7 +112,7 @@ class Sources:
         return [check for check in self.checks if not check.supported]
 
 
-AnswerEvent = TextDelta | DatedLine | Sources
+AnswerEvent = TextDelta | DatedLine | Revised | Sources
 
 
 class Answerer(Protocol):
@@ -297,6 +307,23 @@ class ChatAnswerer:
             written.append(rest)
             yield TextDelta(rest)
         yield Sources(_chat_citations("".join(written), tracker, passages), tracker.removed, self.mode)
+
+    def revise(
+        self, question: str, citations: Sequence[Citation], draft: str, problems: Sequence[tuple[str, str]]
+    ) -> tuple[str, list[Citation], int]:
+        """Ask the model once to rewrite or drop an answer's unsupported sentences, from the passages the
+        answer cited (numbered as its markers are); return the new text, its citations and the markers
+        removed."""
+        passages = [without_instructions(c.passage) for c in citations]
+        reply = self.client.chat.completions.create(
+            model=self.model,
+            messages=revise_messages(question, passages, draft, problems),  # type: ignore[arg-type]
+            temperature=0,
+        )
+        tracker = CitationTracker(len(citations))
+        text = (tracker.feed(reply.choices[0].message.content or "") + tracker.finish()).strip()
+        cited = [c.passage for c in citations]
+        return text, _chat_citations(text, tracker, cited), tracker.removed
 
     def standalone_question(self, question: str, history: Sequence[str]) -> str:
         """Ask the model to rewrite a follow-up as a question that stands on its own."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from rag.answer import Answerer, AnswerEvent
+from rag.answer import Answerer, AnswerEvent, ChatAnswerer
 from rag.config import AnswerConfig, RetrievalConfig, StoryConfig
 from rag.retrieve import Query, Retrieval, retrieve
 from rag.store import Store
@@ -54,7 +54,12 @@ def ask(
     retrieval = retrieve(replace(query, question=standalone), store=store, embedder=embedder, config=config)
     answer = answerer.answer(standalone, retrieval.passages, as_of=query.as_of)
     events = with_stories(
-        with_checks(answer, min_overlap=(answering or AnswerConfig()).min_support),
+        with_checks(
+            answer,
+            min_overlap=(answering or AnswerConfig()).min_support,
+            question=standalone,
+            reviser=answerer if isinstance(answerer, ChatAnswerer) else None,
+        ),
         store=store,
         question=standalone,
         as_of=query.as_of,

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
-from rag.answer import AnswerEvent, Citation, Sources, TextDelta, sentences, stems
+from rag.answer import AnswerEvent, Citation, Revised, Sources, TextDelta, sentences, stems
 
 # One or more citation markers in a row: " [1]", "[1][3]", " [2, 4]".
 _MARKERS = re.compile(r"(?:\s?\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+")
@@ -50,14 +51,39 @@ class SentenceCheck:
     overlap: float = 1.0  # share of its words found in the passages it cites
 
 
-def with_checks(events: Iterable[AnswerEvent], *, min_overlap: float) -> Iterator[AnswerEvent]:
-    """Pass an answer's events on, its sources carrying the check of every sentence of its text."""
+class Reviser(Protocol):
+    """An answerer that can rewrite an answer's unsupported sentences (a chat model)."""
+
+    def revise(
+        self, question: str, citations: Sequence[Citation], draft: str, problems: Sequence[tuple[str, str]]
+    ) -> tuple[str, list[Citation], int]: ...
+
+
+def with_checks(
+    events: Iterable[AnswerEvent],
+    *,
+    min_overlap: float,
+    question: str = "",
+    reviser: Reviser | None = None,
+) -> Iterator[AnswerEvent]:
+    """Pass an answer's events on, its sources carrying the check of every sentence of its text. With a
+    `reviser`, an answer with unsupported sentences is rewritten once and the rewrite checked again."""
     written: list[str] = []
     for event in events:
         if isinstance(event, TextDelta):
             written.append(event.text)
         elif isinstance(event, Sources) and event.citations:
-            checks = check_answer("".join(written), event.citations, min_overlap=min_overlap)
+            draft = "".join(written)
+            checks = check_answer(draft, event.citations, min_overlap=min_overlap)
+            problems = [(c.text, c.reason or "") for c in checks if not c.supported]
+            if reviser is not None and problems:
+                text, citations, removed = reviser.revise(question, event.citations, draft, problems)
+                if stems(text):  # an empty reply keeps the draft, marked
+                    yield Revised(text, draft, len(problems))
+                    checks = check_answer(text, citations, min_overlap=min_overlap)
+                    event = replace(
+                        event, citations=citations, removed_markers=event.removed_markers + removed
+                    )
             event = replace(event, checks=tuple(checks))
         yield event
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import DAM_FOLLOW_UP, DAM_WIRE, LIBRARY, write_dam_story
 from openai_server import openai_server
-from rag.answer import ChatAnswerer, Citation, ExtractiveAnswerer, Sources, TextDelta
+from rag.answer import ChatAnswerer, Citation, ExtractiveAnswerer, Revised, Sources
 from rag.config import Settings
 from rag.conversation import ask
 from rag.retrieve import Passage, Query
@@ -100,26 +100,50 @@ def test_every_sentence_of_an_offline_answer_is_supported(ingest, config, embedd
         assert sources.unsupported == [], [c.reason for c in sources.unsupported]
 
 
-def test_a_chat_answer_with_an_invented_number_is_marked(ingest, config, embedder, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    write_dam_story(tmp_path / "news")
-    ingest(tmp_path / "news")
+DRAFT = (
+    "The Cedar Creek Dam gave way on Tuesday, forcing about 4,000 residents from their homes [1]. "
+    "Damage was put at $40 million [1]. Rescue crews saved everyone."
+)
+
+
+def chat_answer(config, embedder, *, rewrite: str) -> tuple[list, list]:  # type: ignore[no-untyped-def]
+    """Answer with a scripted chat model that streams DRAFT and, asked to revise, replies `rewrite`."""
     with openai_server() as server:
-        server.reply = (
-            "The Cedar Creek Dam gave way on Tuesday, forcing about 4,000 residents from their homes [1]. "
-            "Damage was put at $40 million [1]. Rescue crews saved everyone."
-        )
+        server.reply, server.rewrite = DRAFT, rewrite
         chat = ChatAnswerer(
             Settings(openai_api_key="test-key", openai_base_url=server.url, chat_model="tiny")
         )
         events = _answer(config, embedder, "What happened when the Cedar Creek Dam failed?", chat)
-    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+        return events, [body for path, body in server.requests if path.endswith("/chat/completions")]
+
+
+def test_a_chat_answer_with_unsupported_sentences_is_revised_once_and_checked_again(
+    ingest, config, embedder, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    write_dam_story(tmp_path / "news")
+    ingest(tmp_path / "news")
+    fixed = "The Cedar Creek Dam gave way on Tuesday, forcing about 4,000 residents from their homes [1]."
+    events, requests = chat_answer(config, embedder, rewrite=fixed)
+
+    assert len(requests) == 2 and requests[1].get("stream") is not True  # the answer, then one revision
+    asked = requests[1]["messages"][-1]["content"]
+    assert "Damage was put at $40 million" in asked and "“$40 million” is not in [1]" in asked
+    assert "Rescue crews saved everyone. (no citation)" in asked
+    (revised,) = [e for e in events if isinstance(e, Revised)]
+    assert revised.text == fixed and revised.draft.startswith(DRAFT[:40]) and revised.unsupported == 2
     sources = events[-1]
-    assert "$40 million" in text  # the answer is shown as written, its unsupported sentences marked
-    assert [(c.supported, c.reason) for c in sources.checks] == [
-        (True, None),
-        (False, f"“$40 million” is not in [{sources.checks[1].citations[0]}]"),
-        (False, "no citation"),
-    ]
+    assert [(c.supported, c.reason) for c in sources.checks] == [(True, None)]
+    assert len(sources.citations) == 1
+
+
+def test_a_revision_that_is_still_unsupported_stays_marked(ingest, config, embedder, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    write_dam_story(tmp_path / "news")
+    ingest(tmp_path / "news")
+    events, requests = chat_answer(config, embedder, rewrite="Damage was put at $40 million [1].")
+
+    assert len(requests) == 2  # asked once, not again
+    sources = events[-1]
+    assert [(c.supported, c.reason) for c in sources.checks] == [(False, "“$40 million” is not in [1]")]
 
 
 def _answer(config, embedder, question, answerer) -> list:  # type: ignore[no-untyped-def]
