@@ -21,19 +21,20 @@ import sys
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from ingest.pipeline import ingest_paths
-from rag.answer import Answerer, Sources, TextDelta, answerer_for
+from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer, Revised, Sources, TextDelta, answerer_for
 from rag.config import RetrievalConfig, Settings, load_settings, with_overrides
 from rag.embeddings import embedding_model_for
 from rag.retrieve import ANSWER_PASSAGES, Passage, Query, content_terms, retrieve
 from rag.store import PassageFilter, Store, StoreError, open_store
+from rag.support import SentenceCheck, with_checks
 
 RETRIEVERS = ("newsdesk", "dense", "keyword")
 DEPTH = 40  # passages ranked per question, enough to reach k distinct articles
@@ -66,6 +67,12 @@ class Outcome:
     cited: list[str]
     contains_answer: bool | None
     cites_gold: bool | None
+    # The answer's sentences as the support check saw them (rag/support.py), and whether it declined.
+    sentences: int = 0
+    cited_sentences: int = 0
+    supported_cited: int = 0
+    unsupported: int = 0
+    refused: bool | None = None
 
 
 def read_questions(path: Path, *, limit: int | None = None) -> list[Question]:
@@ -139,6 +146,15 @@ def question_figures(outcomes: Sequence[Outcome], *, k: int) -> dict[str, list[f
     if answered:
         figures["answer_contains"] = [float(bool(o.contains_answer)) for o in answered]
         figures["answer_cites_gold"] = [float(bool(o.cites_gold)) for o in answered]
+        figures["refusal"] = [float(bool(o.refused)) for o in answered]
+        # Of an answer's cited sentences, the share their citations support; of all its sentences, the
+        # share not supported (uncited ones included). Refusals say nothing to check and are left out.
+        checked = [o for o in answered if o.cited_sentences]
+        if checked:
+            figures["citation_precision"] = [o.supported_cited / o.cited_sentences for o in checked]
+        written = [o for o in answered if o.sentences and not o.refused]
+        if written:
+            figures["unsupported_rate"] = [o.unsupported / o.sentences for o in written]
     return figures
 
 
@@ -252,6 +268,7 @@ def evaluate(
     config: RetrievalConfig,
     retriever: str = "newsdesk",
     k: int = 10,
+    min_support: float = 0.5,
 ) -> Iterator[Outcome]:
     """Ask every question and yield what it got."""
     ranker = Ranker(retriever, store=store, embedder=embedder, config=config)
@@ -260,8 +277,9 @@ def evaluate(
         gold_rank, gold_found = score(question, ranked, k=k)
         answer: str | None = None
         cited: list[str] = []
+        checks: tuple[SentenceCheck, ...] = ()
         if answerer is not None and retriever == "newsdesk":
-            answer, cited = _answer(answerer, question, passages)
+            answer, cited, checks = _answer(answerer, question, passages, min_support=min_support)
         yield Outcome(
             question_id=question.question_id,
             question=question.question,
@@ -274,18 +292,57 @@ def evaluate(
             cited=cited,
             contains_answer=None if answer is None else contains_answer(answer, question.answers),
             cites_gold=None if answer is None else any(c in question.gold for c in cited),
+            sentences=len(checks),
+            cited_sentences=sum(1 for c in checks if c.citations),
+            supported_cited=sum(1 for c in checks if c.citations and c.supported),
+            unsupported=sum(1 for c in checks if not c.supported),
+            refused=None if answer is None else is_refusal(answer),
         )
 
 
-def _answer(answerer: Answerer, question: Question, passages: Sequence[Passage]) -> tuple[str, list[str]]:
+def _answer(
+    answerer: Answerer, question: Question, passages: Sequence[Passage], *, min_support: float
+) -> tuple[str, list[str], tuple[SentenceCheck, ...]]:
+    """Answer as `python -m rag ask` does: checked, and revised once when a chat model's answer needs it."""
     text: list[str] = []
     cited: list[str] = []
-    for event in answerer.answer(question.question, passages, as_of=question.as_of):
+    checks: tuple[SentenceCheck, ...] = ()
+    events = with_checks(
+        answerer.answer(question.question, passages, as_of=question.as_of),
+        min_overlap=min_support,
+        question=question.question,
+        reviser=answerer if isinstance(answerer, ChatAnswerer) else None,
+    )
+    for event in events:
         if isinstance(event, TextDelta):
             text.append(event.text)
+        elif isinstance(event, Revised):
+            text = [event.text]
         elif isinstance(event, Sources):
             cited = [c.passage.article_id for c in event.citations]
-    return "".join(text), cited
+            checks = event.checks
+    return "".join(text), cited, checks
+
+
+def before_the_news(questions: Sequence[Question], store: Store) -> list[Question]:
+    """The questions asked the day before their earliest stored gold article was published, when the
+    corpus cannot answer them yet (questions without a dated gold article in the store are left out)."""
+    catalog = store.articles()
+    moved = []
+    for question in questions:
+        days = [
+            date.fromisoformat(catalog[g].published_at[:10])  # type: ignore[index]
+            for g in question.gold
+            if g in catalog and catalog[g].published_at
+        ]
+        if days:
+            moved.append(replace(question, as_of=min(days) - timedelta(days=1)))
+    return moved
+
+
+def is_refusal(answer: str) -> bool:
+    """Whether an answer declines: it says the sources don't say, and nothing more to speak of."""
+    return normalize(answer).startswith(normalize("The sources don't say"))
 
 
 def render_table(
@@ -353,6 +410,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the names are those of RetrievalConfig and AnswerConfig in rag/config.py",
     )
     parser.add_argument(
+        "--answerer",
+        choices=("default", "offline", "chat"),
+        default="default",
+        help="offline (extractive), chat (the OpenAI-compatible model of OPENAI_BASE_URL or OPENAI_API_KEY), "
+        "or default: chat when one is configured, else offline",
+    )
+    parser.add_argument(
+        "--unanswerable",
+        action="store_true",
+        help="ask each question as of the day before its earliest gold article, when nothing that answers "
+        "it was published yet: measures how often each answerer declines",
+    )
+    parser.add_argument(
         "--against",
         type=Path,
         metavar="RANKS",
@@ -379,12 +449,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     embedder = embedding_model_for(config)
-    answerer = answerer_for(config)
+    if args.answerer == "chat" and not (config.openai_base_url or config.openai_api_key):
+        print("error: --answerer chat needs OPENAI_BASE_URL (or OPENAI_API_KEY)", file=sys.stderr)
+        return 2
+    answerer = ExtractiveAnswerer(config.answer) if args.answerer == "offline" else answerer_for(config)
     started = time.perf_counter()
     try:
         with open_store(config) as store:
             summary = ingest_paths(args.corpus, config=config, store=store, embedder=lambda: embedder)
             print(summary.render(), file=sys.stderr)
+            if args.unanswerable:
+                questions = before_the_news(questions, store)
             outcomes = list(
                 evaluate(
                     questions,
@@ -394,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
                     config=config.retrieval,
                     retriever=args.retriever,
                     k=args.k,
+                    min_support=config.answer.min_support,
                 )
             )
     except (StoreError, FileNotFoundError) as error:

@@ -214,3 +214,48 @@ def test_a_question_without_its_date_is_a_clear_error(tmp_path) -> None:
     bad.write_text(json.dumps({"question": "Who?", "gold_doc_ids": []}) + "\n")
     with pytest.raises(ValueError, match="line 1"):
         read_questions(bad)
+
+
+def test_answers_are_checked_and_refusals_counted(eval_files, tmp_path, capsys) -> None:
+    questions, corpus = eval_files
+    store = tmp_path / "eval-store"
+    assert main(["--questions", str(questions), "--corpus", str(corpus), "--store", str(store)]) == 0
+    figures = last_json(capsys.readouterr().out)
+    # The offline answerer quotes its sources: every cited sentence is supported. It declines q3 only.
+    assert figures["citation_precision"] == 1.0 and figures["unsupported_rate"] == 0.0
+    assert figures["refusal"] == 0.25
+
+    # Asked the day before their answers were published, every question should be declined.
+    args = ["--questions", str(questions), "--corpus", str(corpus), "--store", str(store), "--unanswerable"]
+    assert main(args) == 0
+    before = last_json(capsys.readouterr().out)
+    assert before["questions"] == 4 and before["refusal"] == 1.0 and before["answer_contains"] == 0.0
+
+
+def test_chat_answerer_is_measured_over_the_openai_protocol(
+    eval_files, tmp_path, capsys, monkeypatch
+) -> None:
+    from openai_server import openai_server
+
+    questions, corpus = eval_files
+    with openai_server() as server:
+        # Every answer cites [1] for a count no source gives, and the one revision keeps it.
+        server.reply = server.rewrite = "Lisbon hosted it, with 90,000 visitors [1]."
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        store = tmp_path / "eval-store"
+        args = ["--questions", str(questions), "--corpus", str(corpus), "--store", str(store)]
+        assert main([*args, "--answerer", "chat", "--limit", "2"]) == 0
+        asked = [b for p, b in server.requests if p.endswith("/chat/completions")]
+    output = capsys.readouterr().out
+    figures = last_json(output)
+    assert "answerer: chat model" in output
+    assert figures["citation_precision"] == 0.0 and figures["unsupported_rate"] == 1.0
+    assert figures["refusal"] == 0.0
+    assert len(asked) == 4  # two answers, each revised once
+
+
+def test_chat_answerer_without_a_server_is_a_clear_error(eval_files, tmp_path, capsys) -> None:
+    questions, corpus = eval_files
+    args = ["--questions", str(questions), "--corpus", str(corpus), "--store", str(tmp_path / "s")]
+    assert main([*args, "--answerer", "chat"]) == 2
+    assert "OPENAI_BASE_URL" in capsys.readouterr().err
