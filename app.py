@@ -106,12 +106,16 @@ def show_events(events: Any) -> tuple[str, list[DatedLine], Sources]:
             else:
                 sources.append(event)
 
-    text = st.write_stream(stream())
-    if revised:  # the check found unsupported sentences and the model rewrote them: show the rewrite
+    slot = st.empty()
+    text = slot.write_stream(stream())
+    if revised:  # the check found unsupported sentences and the model rewrote them: the rewrite replaces it
         many = "sentence was" if revised[0].unsupported == 1 else "sentences were"
-        st.caption(f"Revised after checking: {revised[0].unsupported} {many} not supported by its sources")
         text = escape_markdown(revised[0].text)
-        st.markdown(text)
+        slot.markdown(text)
+        with st.expander(
+            f"Revised after checking: {revised[0].unsupported} {many} not supported by its sources"
+        ):
+            st.markdown(escape_markdown(revised[0].draft))
     markdown = (text if isinstance(text, str) else "") + ("\n\n" if text and lines else "")
     if lines:
         st.markdown(lines_markdown(lines))

@@ -178,3 +178,65 @@ def test_timeline_renders_a_dated_cited_list_and_whats_new_shows_the_second_inge
     assert any("Springfield council" in item for item in listed)
     assert len(listed) == 2  # nothing from the first ingest (the seed, the hostile page)
     page.screenshot(path=str(ARTIFACTS / "whats_new.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def served_chat_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app answering with a scripted chat model over the OpenAI protocol, on the dam story."""
+    from openai_server import openai_server
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
+    root = tmp_path_factory.mktemp("served-chat")
+    write_dam_story(root / "corpus")
+    port, chroma_port = free_port(), free_port()
+    with openai_server() as server:
+        # The draft invents a figure and an uncited claim; the one revision keeps the figure.
+        server.reply = (
+            "The Cedar Creek Dam gave way on Tuesday, forcing about 4,000 residents from their homes [1]. "
+            "Damage was put at $40 million [1]. Rescue crews saved everyone."
+        )
+        server.rewrite = (
+            "The Cedar Creek Dam gave way on Tuesday, forcing about 4,000 residents from their homes [1]. "
+            "Damage was put at $40 million [1]."
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "NEWSDESK_DATA_DIR": str(root / "data"),
+            "NEWSDESK_CORPUS_DIR": str(root / "corpus"),
+            "OPENAI_BASE_URL": server.url,
+            "NEWSDESK_CHAT_MODEL": "tiny",
+        }
+        for key in ("OPENAI_API_KEY", "CHROMA_HOST", "CHROMA_PORT"):
+            env.pop(key, None)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rag", "serve", "--port", str(port), "--chroma-port", str(chroma_port)],
+            env=env,
+            cwd=root,
+        )
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}/_stcore/health", process, what="the app", seconds=180)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+def test_unsupported_sentences_of_a_chat_answer_are_marked_in_the_app(served_chat_app) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.goto(served_chat_app)
+        answer = ask(page, "What happened when the Cedar Creek Dam failed?", mode="chat model tiny")
+        text = answer.inner_text()
+        assert "Revised after checking: 2 sentences were not supported by its sources" in text
+        assert "Rescue crews saved everyone" not in text  # the draft is folded away, the rewrite shown
+        warning = answer.get_by_test_id("stAlert").filter(has_text="Not supported by its sources")
+        assert warning.count() == 1
+        assert "$40 million" in warning.inner_text() and "is not in [1]" in warning.inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "unsupported.png"), full_page=True)
+        browser.close()
