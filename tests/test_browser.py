@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,27 +44,35 @@ def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     corpus.mkdir()
     shutil.copy(SEEDS / "000_c957ac075bc0a49a.txt", corpus)
     (corpus / "hostile.md").write_text(HOSTILE)
+    with serve(root, corpus) as served:
+        yield served
+
+
+@contextmanager
+def serve(root: Path, corpus: Path, **settings: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """Run `python -m rag serve` on free ports over a corpus folder, with these environment settings;
+    yield its address and what another terminal needs to share its store."""
     port, chroma_port = free_port(), free_port()
-    env = {
-        **os.environ,
+    env = {k: v for k, v in os.environ.items() if k not in _OUTSIDE_SETTINGS}
+    env |= {
         "PYTHONPATH": str(ROOT),
         "NEWSDESK_DATA_DIR": str(root / "data"),
         "NEWSDESK_CORPUS_DIR": str(corpus),
     }
-    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CHROMA_HOST", "CHROMA_PORT"):
-        env.pop(key, None)
     process = subprocess.Popen(
         [sys.executable, "-m", "rag", "serve", "--port", str(port), "--chroma-port", str(chroma_port)],
-        env=env,
+        env=env | settings,
         cwd=root,
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/_stcore/health", process, what="the app", seconds=180)
-        # What another terminal needs to share the store with the running app.
         yield f"http://127.0.0.1:{port}", {**env, "CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": str(chroma_port)}
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+_OUTSIDE_SETTINGS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CHROMA_HOST", "CHROMA_PORT")
 
 
 @pytest.fixture
@@ -189,7 +198,6 @@ def served_chat_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
     root = tmp_path_factory.mktemp("served-chat")
     write_dam_story(root / "corpus")
-    port, chroma_port = free_port(), free_port()
     with openai_server() as server:
         # The draft invents a figure and an uncited claim; the one revision keeps the figure.
         server.reply = (
@@ -200,27 +208,8 @@ def served_chat_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "The Cedar Creek Dam gave way on Tuesday, forcing about 4,000 residents from their homes [1]. "
             "Damage was put at $40 million [1]."
         )
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "NEWSDESK_DATA_DIR": str(root / "data"),
-            "NEWSDESK_CORPUS_DIR": str(root / "corpus"),
-            "OPENAI_BASE_URL": server.url,
-            "NEWSDESK_CHAT_MODEL": "tiny",
-        }
-        for key in ("OPENAI_API_KEY", "CHROMA_HOST", "CHROMA_PORT"):
-            env.pop(key, None)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "rag", "serve", "--port", str(port), "--chroma-port", str(chroma_port)],
-            env=env,
-            cwd=root,
-        )
-        try:
-            wait_until_up(f"http://127.0.0.1:{port}/_stcore/health", process, what="the app", seconds=180)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
+        with serve(root, root / "corpus", OPENAI_BASE_URL=server.url, NEWSDESK_CHAT_MODEL="tiny") as served:
+            yield served[0]
 
 
 def test_unsupported_sentences_of_a_chat_answer_are_marked_in_the_app(served_chat_app) -> None:  # type: ignore[no-untyped-def]
