@@ -34,7 +34,7 @@ from rag.config import RetrievalConfig, Settings, load_settings, with_overrides
 from rag.embeddings import embedding_model_for
 from rag.retrieve import ANSWER_PASSAGES, Passage, Query, content_terms, retrieve
 from rag.store import PassageFilter, Store, StoreError, open_store
-from rag.support import SentenceCheck, with_checks
+from rag.support import SentenceCheck, is_refusal, with_checks
 
 RETRIEVERS = ("newsdesk", "dense", "keyword")
 DEPTH = 40  # passages ranked per question, enough to reach k distinct articles
@@ -338,11 +338,6 @@ def before_the_news(questions: Sequence[Question], store: Store) -> list[Questio
         if days:
             moved.append(replace(question, as_of=min(days) - timedelta(days=1)))
     return moved
-
-
-def is_refusal(answer: str) -> bool:
-    """Whether an answer declines: it says the sources don't say, and nothing more to speak of."""
-    return normalize(answer).startswith(normalize("The sources don't say"))
 
 
 def render_table(

@@ -72,11 +72,10 @@ def with_checks(
     for event in events:
         if isinstance(event, TextDelta):
             written.append(event.text)
-        elif isinstance(event, Sources) and event.citations:
-            draft = "".join(written)
+        elif isinstance(event, Sources) and not is_refusal(draft := "".join(written)):
             checks = check_answer(draft, event.citations, min_overlap=min_overlap)
             problems = [(c.text, c.reason or "") for c in checks if not c.supported]
-            if reviser is not None and problems:
+            if reviser is not None and problems and event.citations:
                 text, citations, removed = reviser.revise(question, event.citations, draft, problems)
                 if stems(text):  # an empty reply keeps the draft, marked
                     yield Revised(text, draft, len(problems))
@@ -86,6 +85,11 @@ def with_checks(
                     )
             event = replace(event, checks=tuple(checks))
         yield event
+
+
+def is_refusal(answer: str) -> bool:
+    """Whether an answer declines: it says the sources don't say (then there is nothing to check)."""
+    return re.sub(r"[^a-z ]", "", answer.lower().replace("’", "'")).strip().startswith("the sources dont say")
 
 
 def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:

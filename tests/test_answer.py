@@ -16,7 +16,7 @@ import pytest
 import rag.retrieve
 from conftest import ROOT, SEEDS
 from openai_server import openai_server
-from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer, Sources, TextDelta
+from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer, Revised, Sources, TextDelta
 from rag.config import Settings, with_overrides
 from rag.conversation import Turn, ask
 from rag.prompts import NO_ANSWER
@@ -32,10 +32,12 @@ class Answered:
     turn: Turn
     deltas: list[str]
     sources: Sources
+    revised: str | None = None  # the rewrite of a chat answer whose check failed, which replaces it
 
     @property
     def text(self) -> str:
-        return "".join(self.deltas)
+        """The answer as the reader is left with it: the rewrite when there is one."""
+        return self.revised if self.revised is not None else "".join(self.deltas)
 
 
 def answer(
@@ -59,7 +61,8 @@ def answer(
         events = list(turn.events)
     deltas = [e.text for e in events if isinstance(e, TextDelta)]
     (sources,) = [e for e in events if isinstance(e, Sources)]
-    return Answered(turn, deltas, sources)
+    revised = next((e.text for e in events if isinstance(e, Revised)), None)
+    return Answered(turn, deltas, sources, revised)
 
 
 def write_bridge_stories(folder: Path) -> None:

@@ -6,6 +6,7 @@ A model this small invents facts, so the test asserts on the protocol and on cit
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from conftest import SEEDS, free_port
 from rag.answer import ChatAnswerer
 from rag.config import Settings
 from rag.serve import wait_until_up
-from test_answer import answer, write_library_story
+from test_answer import SEED_ID, answer, write_library_story
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +106,26 @@ def test_real_chat_model_does_not_obey_an_instruction_inside_an_article(
         answered = answer(config, embedder, question, answerer=chat)
         assert answered.text.strip()
         assert "HACKED" not in answered.text
+
+
+def test_evaluation_measures_the_real_chat_server(llama_server: str, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rag.eval import main as evaluate
+
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        json.dumps({"question_id": "q1", "question_date": "2026/12/01", "gold_doc_ids": [SEED_ID],
+                    "question": "Which country will join the Abraham Accords?",
+                    "answer_text": ["Kazakhstan"]}) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    monkeypatch.setenv("OPENAI_BASE_URL", llama_server)
+    monkeypatch.setenv("NEWSDESK_CHAT_MODEL", "smollm2")
+    args = ["--questions", str(questions), "--corpus", str(SEEDS), "--store", str(tmp_path / "store")]
+    assert evaluate([*args, "--answerer", "chat"]) == 0
+    output = capsys.readouterr().out
+    figures = json.loads(output.strip().splitlines()[-1])
+    assert "answerer: chat model smollm2" in output
+    # Whatever the model wrote, each of its figures was measured and is a share.
+    for name in ("answer_contains", "refusal", "answer_cites_gold"):
+        assert 0.0 <= figures[name] <= 1.0
+    assert figures["refusal"] == 1.0 or 0.0 <= figures["unsupported_rate"] <= 1.0
