@@ -15,7 +15,9 @@ from rag.answer import AnswerEvent, Citation, Revised, Sources, TextDelta, sente
 _MARKERS = re.compile(r"(?:\s?\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+")
 _MONTHS = "january february march april may june july august september october november december".split()
 _MONTH_ABBR = {m[:3]: m for m in _MONTHS} | {"sept": "september"}
-_MONTH_WORD = re.compile(r"\b(" + "|".join([*_MONTHS, *_MONTH_ABBR]) + r")\b\.?", re.IGNORECASE)
+_MONTH_WORD = re.compile(
+    r"(?<![\w-])(" + "|".join([*_MONTHS, *_MONTH_ABBR]) + r")(?![\w-])\.?", re.IGNORECASE
+)
 _DATE = re.compile(r"\b(" + "|".join(_MONTHS) + r") (\d{1,2})(?:st|nd|rd|th)?\b")
 _NUMBER_WORDS = dict(
     zip(
@@ -186,10 +188,12 @@ def facts(text: str) -> list[Fact]:
         if value is not None and match[1][0].isdigit():  # "one of them" states no number
             found.append(Fact(match[0].strip(), "number", value))
     months = set(_MONTHS) | set(_MONTH_ABBR)
+    opening = len(text) - len(text.lstrip(" \"“‘'([-"))  # where its first word starts, after any quote
     for match in _NAME.finditer(text):  # its first word is capitalised anyway: names inside it only
         word = re.sub(r"[’']s$", "", match[1]).rstrip(".")
-        if word not in _COMMON_CAPITALS and word.lower() not in months and len(word) > 1:
-            found.append(Fact(word, "name", word.lower()))
+        if match.start() == opening or word in _COMMON_CAPITALS or word.lower() in months or len(word) < 2:
+            continue
+        found.append(Fact(word, "name", _normalise(word)))
     return list({(f.kind, f.key): f for f in found}.values())
 
 

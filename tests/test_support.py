@@ -157,3 +157,17 @@ def _answer(config, embedder, question, answerer) -> list:  # type: ignore[no-un
             answering=config.answer,
         )
         return list(turn.events)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "“We’re targeting younger customers, like Gen Z and Millennials,” said a company spokesperson.",
+        "Agents stand at the gate of Mar-a-Lago in Palm Beach, Florida, on August 8, 2022.",
+        "Prices rose 3.5% in Dec. and officials said the U.S. economy grew.",
+    ],
+)
+def test_a_sentence_quoted_from_its_passage_is_supported(sentence: str) -> None:
+    (check,) = check_answer(f"{sentence} [1]", [Citation(1, passage(f"Lead.\n{sentence}\nMore.", "", 1))],
+                            min_overlap=0.5)  # fmt: skip
+    assert check.supported, check.reason
