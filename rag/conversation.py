@@ -59,6 +59,7 @@ def ask(
             min_overlap=(answering or AnswerConfig()).min_support,
             question=standalone,
             reviser=answerer if isinstance(answerer, ChatAnswerer) else None,
+            passages=retrieval.passages,
         ),
         store=store,
         question=standalone,

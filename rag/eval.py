@@ -312,6 +312,7 @@ def _answer(
         min_overlap=min_support,
         question=question.question,
         reviser=answerer if isinstance(answerer, ChatAnswerer) else None,
+        passages=passages,
     )
     for event in events:
         if isinstance(event, TextDelta):

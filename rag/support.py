@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from rag.answer import AnswerEvent, Citation, Revised, Sources, TextDelta, sentences, stems
+from rag.retrieve import Passage
 
 # One or more citation markers in a row: " [1]", "[1][3]", " [2, 4]".
 _MARKERS = re.compile(r"(?:\s?\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+")
@@ -67,9 +68,11 @@ def with_checks(
     min_overlap: float,
     question: str = "",
     reviser: Reviser | None = None,
+    passages: Sequence[Passage] = (),
 ) -> Iterator[AnswerEvent]:
     """Pass an answer's events on, its sources carrying the check of every sentence of its text. With a
-    `reviser`, an answer with unsupported sentences is rewritten once and the rewrite checked again."""
+    `reviser`, an answer with unsupported sentences is rewritten once, from the passages it cited (from
+    all the `passages` found when it cited none), and the rewrite checked again."""
     written: list[str] = []
     for event in events:
         if isinstance(event, TextDelta):
@@ -77,8 +80,9 @@ def with_checks(
         elif isinstance(event, Sources) and not is_refusal(draft := "".join(written)):
             checks = check_answer(draft, event.citations, min_overlap=min_overlap)
             problems = [(c.text, c.reason or "") for c in checks if not c.supported]
-            if reviser is not None and problems and event.citations:
-                text, citations, removed = reviser.revise(question, event.citations, draft, problems)
+            sources = event.citations or [Citation(n, p) for n, p in enumerate(passages, start=1)]
+            if reviser is not None and problems and sources:
+                text, citations, removed = reviser.revise(question, sources, draft, problems)
                 if stems(text):  # an empty reply keeps the draft, marked
                     yield Revised(text, draft, len(problems))
                     checks = check_answer(text, citations, min_overlap=min_overlap)

@@ -171,3 +171,25 @@ def test_a_sentence_quoted_from_its_passage_is_supported(sentence: str) -> None:
     (check,) = check_answer(f"{sentence} [1]", [Citation(1, passage(f"Lead.\n{sentence}\nMore.", "", 1))],
                             min_overlap=0.5)  # fmt: skip
     assert check.supported, check.reason
+
+
+def test_an_answer_that_cites_nothing_is_revised_from_the_passages_found(
+    ingest, config, embedder, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    write_dam_story(tmp_path / "news")
+    ingest(tmp_path / "news")
+    with openai_server() as server:
+        server.reply = "The dam gave way on Tuesday and about 4,000 residents fled."
+        # The rewrite cites the first three passages found, among them a copy of the wire story.
+        server.rewrite = "The Cedar Creek Dam gave way on Tuesday and 4,000 residents left home [1][2][3]."
+        chat = ChatAnswerer(
+            Settings(openai_api_key="test-key", openai_base_url=server.url, chat_model="tiny")
+        )
+        events = _answer(config, embedder, "How many residents fled the Cedar Creek Dam flood?", chat)
+    (revised,) = [e for e in events if isinstance(e, Revised)]
+    sources = events[-1]
+    assert revised.unsupported == 1 and [(c.supported, c.reason) for c in sources.checks] == [(True, None)]
+    assert {c.passage.title for c in sources.citations} & {
+        "Dam failure floods Millbrook, thousands flee",
+        "Oregon dam collapse sends flood through town",
+    }
