@@ -62,7 +62,7 @@ def ask(
             passages=retrieval.passages,
         ),
         store=store,
-        question=standalone,
+        frame=retrieval.frame,
         as_of=query.as_of,
         config=stories,
     )

@@ -362,11 +362,8 @@ class Store:
             ).fetchall()
         )
         vectors: dict[str, list[Sequence[float]]] = {}
-        chunk_ids = list(owner)
-        for start in range(0, len(chunk_ids), _UPSERT_BATCH):
-            got = self.collection.get(ids=chunk_ids[start : start + _UPSERT_BATCH], include=["embeddings"])
-            for cid, vector in zip(got["ids"], got["embeddings"], strict=True):
-                vectors.setdefault(owner[cid], []).append(vector)
+        for article_id, vector in self._vectors_of(owner):
+            vectors.setdefault(article_id, []).append(vector)
         with self._transaction():
             self.db.executemany(
                 "UPDATE articles SET focus = ? WHERE article_id = ?",
@@ -480,14 +477,15 @@ class Store:
 
     def lead_vectors(self, article_ids: Sequence[str]) -> dict[str, Sequence[float]]:
         """The vectors of these articles' first passages (headline and lead), from Chroma."""
-        found: dict[str, Sequence[float]] = {}
-        owner = {chunk_id(article_id, 0): article_id for article_id in article_ids}
-        ids = list(owner)
-        for start in range(0, len(ids), _UPSERT_BATCH):
-            got = self.collection.get(ids=ids[start : start + _UPSERT_BATCH], include=["embeddings"])
+        return dict(self._vectors_of({chunk_id(article_id, 0): article_id for article_id in article_ids}))
+
+    def _vectors_of(self, owner: dict[str, str]) -> Iterator[tuple[str, Sequence[float]]]:
+        """(article id, vector) of each passage Chroma holds among `owner` (chunk id -> article id)."""
+        chunk_ids = list(owner)
+        for start in range(0, len(chunk_ids), _UPSERT_BATCH):
+            got = self.collection.get(ids=chunk_ids[start : start + _UPSERT_BATCH], include=["embeddings"])
             for cid, vector in zip(got["ids"], got["embeddings"], strict=True):
-                found[owner[cid]] = vector
-        return found
+                yield owner[cid], vector
 
     def first_passages(self, article_ids: Sequence[str]) -> list[PassageHit]:
         """The first passage (headline and lead) of each of these articles that has passages."""

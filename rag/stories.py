@@ -39,25 +39,27 @@ def timeline_subject(question: str) -> str | None:
 
 
 def with_stories(
-    events: Iterable[AnswerEvent], *, store: Store, question: str, as_of: date, config: StoryConfig
+    events: Iterable[AnswerEvent], *, store: Store, frame: TimeFrame, as_of: date, config: StoryConfig
 ) -> Iterator[AnswerEvent]:
     """Pass an answer's events on, its sources given the other reports of their stories, the date of the
     newest source, and a plain warning when a question about now has only older sources."""
     for event in events:
         if isinstance(event, Sources):
-            event = _dated_sources(event, store=store, question=question, as_of=as_of, config=config)
+            event = _dated_sources(event, store=store, frame=frame, as_of=as_of, config=config)
         yield event
 
 
 def _dated_sources(
-    sources: Sources, *, store: Store, question: str, as_of: date, config: StoryConfig
+    sources: Sources, *, store: Store, frame: TimeFrame, as_of: date, config: StoryConfig
 ) -> Sources:
+    """Sources with their stories' other reports, the newest source's date and, for a question about
+    now (`frame`: the period the question names), a warning when that date is old."""
     reports = store.story_reports(c.passage.story for c in sources.citations)
     citations = [replace(c, reports=tuple(reports.get(c.passage.story, ()))) for c in sources.citations]
     days = [c.passage.published_date for c in citations if c.passage.published_date]
     newest = max(days, default=None)
     stale = None
-    if newest and asks_about_now(time_frame(question, as_of=as_of), as_of):
+    if newest and asks_about_now(frame, as_of):
         age = (as_of - newest).days
         if age > config.stale_after_days:
             stale = (
@@ -119,7 +121,8 @@ def timeline(
         : stories.timeline_lines
     ]
     lines = sorted(kept, key=_date_order)
-    return found, _dated_lines(lines, store=store, question=query.question, as_of=query.as_of, config=stories,
+    asked = time_frame(query.question, as_of=query.as_of)  # the whole question's period, not the subject's
+    return found, _dated_lines(lines, store=store, frame=asked, as_of=query.as_of, config=stories,
                                mode=TIMELINE_MODE)  # fmt: skip
 
 
@@ -165,7 +168,7 @@ def brief(
         if own is not None:
             lines.append(own)
             notes.append(_news(group, everything.get(group[0].story_id, group)))
-    events = _dated_lines(lines, store=store, question="", as_of=as_of or date.today(), config=config,
+    events = _dated_lines(lines, store=store, frame=TimeFrame(), as_of=as_of or date.today(), config=config,
                           mode=BRIEF_MODE, notes=notes)  # fmt: skip
     return covers, events
 
@@ -188,7 +191,7 @@ def _dated_lines(
     passages: Sequence[Passage],
     *,
     store: Store,
-    question: str,
+    frame: TimeFrame,
     as_of: date,
     config: StoryConfig,
     mode: str,
@@ -202,7 +205,7 @@ def _dated_lines(
         note = notes[number - 1] if notes else None
         yield DatedLine(passage.published_date, _line_text(passage), number, note)
     sources = Sources([Citation(n, p) for n, p in enumerate(passages, start=1)], 0, mode)
-    yield _dated_sources(sources, store=store, question=question, as_of=as_of, config=config)
+    yield _dated_sources(sources, store=store, frame=frame, as_of=as_of, config=config)
 
 
 def _line_text(passage: Passage) -> str:

@@ -130,7 +130,7 @@ def _sentences_of(text: str, numbers: tuple[int, ...]) -> list[tuple[str, tuple[
 
 def check_answer(answer: str, citations: Sequence[Citation], *, min_overlap: float) -> list[SentenceCheck]:
     """Check every sentence of an answer against the passages its markers point at."""
-    sources = {c.number: f"{c.passage.title or ''}\n{c.passage.text}" for c in citations}
+    sources = {c.number: Evidence.of(f"{c.passage.title or ''}\n{c.passage.text}") for c in citations}
     return [
         check_sentence(text, numbers, sources, min_overlap=min_overlap)
         for text, numbers in claims(answer)
@@ -139,15 +139,15 @@ def check_answer(answer: str, citations: Sequence[Citation], *, min_overlap: flo
 
 
 def check_sentence(
-    text: str, numbers: tuple[int, ...], sources: dict[int, str], *, min_overlap: float
+    text: str, numbers: tuple[int, ...], sources: dict[int, Evidence], *, min_overlap: float
 ) -> SentenceCheck:
-    """Check one sentence against the passages of its citation numbers (`sources`: number -> text)."""
+    """Check one sentence against the passages of its citation numbers (`sources`: number -> passage)."""
     if not numbers:
         return SentenceCheck(text, numbers, False, "no citation", 0.0)
     cited = [sources[n] for n in numbers if n in sources]
     if not cited:
         return SentenceCheck(text, numbers, False, "cites no source that was retrieved", 0.0)
-    evidence = "\n".join(cited)
+    evidence = Evidence.joined(cited)
     marks = "".join(f"[{n}]" for n in numbers)
     stated = facts(text)
     missing = [fact for fact in stated if not holds(fact, evidence)]
@@ -167,7 +167,7 @@ def check_sentence(
     return SentenceCheck(text, numbers, True, None, overlap)
 
 
-def _supports(text: str, stated: list[Fact], source: str, min_overlap: float) -> bool:
+def _supports(text: str, stated: list[Fact], source: Evidence, min_overlap: float) -> bool:
     return all(holds(fact, source) for fact in stated) and word_overlap(text, source) >= min_overlap
 
 
@@ -201,20 +201,50 @@ def facts(text: str) -> list[Fact]:
     return list({(f.kind, f.key): f for f in found}.values())
 
 
-def holds(fact: Fact, evidence: str) -> bool:
+@dataclass(frozen=True)
+class Evidence:
+    """What a passage states, read once for all the sentences checked against it: its normalised text,
+    content words (stemmed), dates and numbers (in canonical form)."""
+
+    plain: str
+    words: frozenset[str]
+    dates: frozenset[str]
+    numbers: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str) -> Evidence:
+        plain = _normalise(text)
+        return cls(
+            plain,
+            frozenset(stems(text)),
+            frozenset(f"{m[1]} {int(m[2])}" for m in _DATE.finditer(plain)),
+            frozenset(value for m in _NUMBER.finditer(plain) if (value := _value(m)) is not None),
+        )
+
+    @classmethod
+    def joined(cls, parts: Sequence[Evidence]) -> Evidence:
+        """What several passages state together."""
+        return cls(
+            "\n".join(p.plain for p in parts),
+            frozenset().union(*(p.words for p in parts)),
+            frozenset().union(*(p.dates for p in parts)),
+            frozenset().union(*(p.numbers for p in parts)),
+        )
+
+
+def holds(fact: Fact, evidence: Evidence) -> bool:
     """Whether a passage states the fact (numbers in any form: 5 million = 5,000,000 = five million)."""
-    plain = _normalise(evidence)
     if fact.kind == "date":
-        return any(f"{m[1]} {int(m[2])}" == fact.key for m in _DATE.finditer(plain))
+        return fact.key in evidence.dates
     if fact.kind == "number":
-        return any(_value(m) == fact.key for m in _NUMBER.finditer(plain))
-    return re.search(rf"(?<![a-z]){re.escape(fact.key)}(?![a-z])", plain) is not None
+        return fact.key in evidence.numbers
+    return re.search(rf"(?<![a-z]){re.escape(fact.key)}(?![a-z])", evidence.plain) is not None
 
 
-def word_overlap(sentence: str, evidence: str) -> float:
+def word_overlap(sentence: str, evidence: Evidence) -> float:
     """Share of the sentence's content words (stemmed) that the evidence holds."""
     wanted = stems(sentence)
-    return len(wanted & stems(evidence)) / len(wanted) if wanted else 1.0
+    return len(wanted & evidence.words) / len(wanted) if wanted else 1.0
 
 
 def _normalise(text: str) -> str:
