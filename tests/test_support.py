@@ -3,11 +3,15 @@ model over the OpenAI protocol, and the offline answerer, which only quotes and 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import date
 
 import pytest
 
-from conftest import DAM_FOLLOW_UP, DAM_WIRE, LIBRARY, write_dam_story
+from conftest import DAM_FOLLOW_UP, DAM_WIRE, LIBRARY, ROOT, write_dam_story
 from openai_server import openai_server
 from rag.answer import ChatAnswerer, Citation, ExtractiveAnswerer, Revised, Sources
 from rag.config import Settings
@@ -193,3 +197,35 @@ def test_an_answer_that_cites_nothing_is_revised_from_the_passages_found(
         "Dam failure floods Millbrook, thousands flee",
         "Oregon dam collapse sends flood through town",
     }
+
+
+def test_the_command_line_marks_unsupported_sentences_and_json_carries_the_verdicts(
+    ingest, config, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    write_dam_story(tmp_path / "news")
+    ingest(tmp_path / "news")
+    question = ["ask", "What happened when the Cedar Creek Dam failed?", "--as-of", "2026-11-20"]
+    with openai_server() as server:
+        server.reply, server.rewrite = DRAFT, "Damage was put at $40 million [1]."
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "NEWSDESK_DATA_DIR": str(config.data_dir),
+               "OPENAI_BASE_URL": server.url, "NEWSDESK_CHAT_MODEL": "tiny"}  # fmt: skip
+        shown, as_json = (
+            subprocess.run(
+                [sys.executable, "-m", "rag", *question, *extra],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            )  # fmt: skip
+            for extra in ([], ["--json"])
+        )
+    assert shown.returncode == 0 and as_json.returncode == 0, shown.stderr + as_json.stderr
+    assert "Revised after checking (2 sentences were not supported)" in shown.stdout
+    mark = "⚠ not supported by its sources: “Damage was put at $40 million.” (“$40 million” is not in [1])"
+    assert mark in shown.stdout
+    result = json.loads(as_json.stdout)
+    assert result["draft"] == DRAFT and result["answer"] == "Damage was put at $40 million [1]."
+    assert result["sentences"] == [
+        {"text": "Damage was put at $40 million.", "citations": [1], "supported": False,
+         "reason": "“$40 million” is not in [1]"}
+    ]  # fmt: skip
