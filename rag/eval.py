@@ -30,11 +30,12 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from ingest.pipeline import ingest_paths
 from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer, Revised, Sources, TextDelta, answerer_for
-from rag.config import RetrievalConfig, Settings, load_settings, with_overrides
+from rag.config import RetrievalConfig, Settings, StoryConfig, load_settings, with_overrides
 from rag.embeddings import embedding_model_for
-from rag.retrieve import ANSWER_PASSAGES, Passage, Query, content_terms, retrieve
+from rag.retrieve import ANSWER_PASSAGES, Passage, Query, Retrieval, content_terms, retrieve
 from rag.store import PassageFilter, Store, StoreError, open_store
-from rag.support import SentenceCheck, is_refusal, with_checks
+from rag.stories import with_stories
+from rag.support import is_refusal, with_checks
 
 RETRIEVERS = ("newsdesk", "dense", "keyword")
 DEPTH = 40  # passages ranked per question, enough to reach k distinct articles
@@ -73,6 +74,7 @@ class Outcome:
     supported_cited: int = 0
     unsupported: int = 0
     refused: bool | None = None
+    warned: bool | None = None  # the answer carried the warning that its newest source is old
 
 
 def read_questions(path: Path, *, limit: int | None = None) -> list[Question]:
@@ -147,6 +149,9 @@ def question_figures(outcomes: Sequence[Outcome], *, k: int) -> dict[str, list[f
         figures["answer_contains"] = [float(bool(o.contains_answer)) for o in answered]
         figures["answer_cites_gold"] = [float(bool(o.cites_gold)) for o in answered]
         figures["refusal"] = [float(bool(o.refused)) for o in answered]
+        # What a reader is told when the sources may not cover the question: a refusal, or an answer
+        # with the warning that its newest source is older than the week the question asks about.
+        figures["declined_or_warned"] = [float(bool(o.refused or o.warned)) for o in answered]
         # Of an answer's cited sentences, the share their citations support; of all its sentences, the
         # share not supported (uncited ones included). Refusals say nothing to check and are left out.
         checked = [o for o in answered if o.cited_sentences]
@@ -214,8 +219,8 @@ class Ranker:
         self.kind, self.store, self.embedder, self.config = kind, store, embedder, config
         self._dense: Callable[[str, date], list[str]] | None = None
 
-    def rank(self, question: Question) -> tuple[list[str], list[Passage]]:
-        """Ranked article ids, and the passages to answer from (only Newsdesk's retrieval answers)."""
+    def rank(self, question: Question) -> tuple[list[str], Retrieval | None]:
+        """Ranked article ids, and what to answer from (only Newsdesk's retrieval answers)."""
         if self.kind == "newsdesk":
             retrieval = retrieve(
                 Query(question.question, as_of=question.as_of, k=DEPTH),
@@ -223,13 +228,15 @@ class Ranker:
                 embedder=self.embedder,
                 config=self.config,
             )
-            return rank_articles(retrieval.passages), retrieval.passages[:ANSWER_PASSAGES]
+            return rank_articles(retrieval.passages), replace(
+                retrieval, passages=retrieval.passages[:ANSWER_PASSAGES]
+            )
         if self.kind == "keyword":
             hits = self.store.keyword_search(
                 content_terms(question.question), k=DEPTH, where=PassageFilter(as_of=_end_of(question.as_of))
             )
-            return rank_articles([str(hit.metadata["article_id"]) for hit in hits]), []
-        return self._llama_index_dense(question.question, question.as_of), []
+            return rank_articles([str(hit.metadata["article_id"]) for hit in hits]), None
+        return self._llama_index_dense(question.question, question.as_of), None
 
     def _llama_index_dense(self, question: str, as_of: date) -> list[str]:
         """The plain llama-index VectorStoreIndex retriever over the same Chroma collection and model."""
@@ -269,17 +276,21 @@ def evaluate(
     retriever: str = "newsdesk",
     k: int = 10,
     min_support: float = 0.5,
+    stories: StoryConfig | None = None,
 ) -> Iterator[Outcome]:
     """Ask every question and yield what it got."""
     ranker = Ranker(retriever, store=store, embedder=embedder, config=config)
     for question in questions:
-        ranked, passages = ranker.rank(question)
+        ranked, retrieval = ranker.rank(question)
         gold_rank, gold_found = score(question, ranked, k=k)
         answer: str | None = None
-        cited: list[str] = []
-        checks: tuple[SentenceCheck, ...] = ()
-        if answerer is not None and retriever == "newsdesk":
-            answer, cited, checks = _answer(answerer, question, passages, min_support=min_support)
+        sources: Sources | None = None
+        if answerer is not None and retrieval is not None:
+            answer, sources = _answer(
+                answerer, question, retrieval, store=store, min_support=min_support, stories=stories
+            )
+        cited = [c.passage.article_id for c in sources.citations] if sources else []
+        checks = sources.checks if sources else ()
         yield Outcome(
             question_id=question.question_id,
             question=question.question,
@@ -297,22 +308,35 @@ def evaluate(
             supported_cited=sum(1 for c in checks if c.citations and c.supported),
             unsupported=sum(1 for c in checks if not c.supported),
             refused=None if answer is None else is_refusal(answer),
+            warned=None if sources is None else sources.stale is not None,
         )
 
 
 def _answer(
-    answerer: Answerer, question: Question, passages: Sequence[Passage], *, min_support: float
-) -> tuple[str, list[str], tuple[SentenceCheck, ...]]:
-    """Answer as `python -m rag ask` does: checked, and revised once when a chat model's answer needs it."""
+    answerer: Answerer,
+    question: Question,
+    retrieval: Retrieval,
+    *,
+    store: Store,
+    min_support: float,
+    stories: StoryConfig | None,
+) -> tuple[str, Sources]:
+    """Answer as `python -m rag ask` does: checked, revised once when a chat model's answer needs it, and
+    its sources dated (with the warning when a question about now has only older ones)."""
     text: list[str] = []
-    cited: list[str] = []
-    checks: tuple[SentenceCheck, ...] = ()
-    events = with_checks(
-        answerer.answer(question.question, passages, as_of=question.as_of),
-        min_overlap=min_support,
-        question=question.question,
-        reviser=answerer if isinstance(answerer, ChatAnswerer) else None,
-        passages=passages,
+    sources = Sources([], 0, getattr(answerer, "mode", ""))
+    events = with_stories(
+        with_checks(
+            answerer.answer(question.question, retrieval.passages, as_of=question.as_of),
+            min_overlap=min_support,
+            question=question.question,
+            reviser=answerer if isinstance(answerer, ChatAnswerer) else None,
+            passages=retrieval.passages,
+        ),
+        store=store,
+        frame=retrieval.frame,
+        as_of=question.as_of,
+        config=stories or StoryConfig(),
     )
     for event in events:
         if isinstance(event, TextDelta):
@@ -320,9 +344,8 @@ def _answer(
         elif isinstance(event, Revised):
             text = [event.text]
         elif isinstance(event, Sources):
-            cited = [c.passage.article_id for c in event.citations]
-            checks = event.checks
-    return "".join(text), cited, checks
+            sources = event
+    return "".join(text), sources
 
 
 def before_the_news(questions: Sequence[Question], store: Store) -> list[Question]:
@@ -466,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
                     retriever=args.retriever,
                     k=args.k,
                     min_support=config.answer.min_support,
+                    stories=config.stories,
                 )
             )
     except (StoreError, FileNotFoundError) as error:

@@ -232,6 +232,29 @@ def test_answers_are_checked_and_refusals_counted(eval_files, tmp_path, capsys) 
     assert before["questions"] == 4 and before["refusal"] == 1.0 and before["answer_contains"] == 0.0
 
 
+def test_an_answer_about_this_week_from_older_sources_counts_as_warned(eval_files, tmp_path, capsys) -> None:
+    _, corpus = eval_files
+    questions = tmp_path / "late.jsonl"
+    # Asked 20 days after the articles: the "this week" question is answered with the warning that its
+    # newest source is old; the whale count, asked without a period, is answered plainly.
+    questions.write_text(
+        "".join(
+            json.dumps({"question_id": qid, "question_date": "2022/06/30", "question": text,
+                        "answer_text": answers, "gold_doc_ids": gold}) + "\n"
+            for qid, text, answers, gold in QUESTIONS[:2]
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    args = ["--questions", str(questions), "--corpus", str(corpus), "--store", str(tmp_path / "s")]
+    assert main([*args, "--out", str(tmp_path / "late-out.jsonl")]) == 0
+    figures = last_json(capsys.readouterr().out)
+    assert figures["answer_contains"] == 1.0 and figures["refusal"] == 0.0
+    assert figures["declined_or_warned"] == 0.5
+    lines = (tmp_path / "late-out.jsonl").read_text("utf-8").splitlines()
+    warned = {o["question_id"]: o["warned"] for o in map(json.loads, lines)}
+    assert warned == {"q1": True, "q2": False}
+
+
 def test_chat_answerer_is_measured_over_the_openai_protocol(
     eval_files, tmp_path, capsys, monkeypatch
 ) -> None:
