@@ -103,6 +103,10 @@ class EmbeddingModelMismatch(StoreError):
     """The store was built with another embedding model."""
 
 
+class ChunkingMismatch(StoreError):
+    """The store's passages were cut to another size or overlap than the settings ask for."""
+
+
 @dataclass(frozen=True)
 class StoredArticle:
     """A catalog row: what is stored for one article."""
@@ -372,20 +376,34 @@ class Store:
 
     def _check_model(self) -> None:
         stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        chunking = {
+            "chunk_tokens": str(self.config.chunk_tokens),
+            "chunk_overlap": str(self.config.chunk_overlap),
+        }
         if not stored:
             self.db.execute(
                 "INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dimension', ?), "
                 "('schema_version', ?), ('vectors', ?)",
                 (self.model_name, str(self.dimension), SCHEMA_VERSION, self._vector_home()),
             )
-            return
-        if stored.get("schema_version") != SCHEMA_VERSION:
+        elif stored.get("schema_version") != SCHEMA_VERSION:
             raise StoreError(
                 f"The store in {self.config.data_dir} was made by an older Newsdesk. "
                 "Rebuild it with `python -m ingest --rebuild PATH ...`."
             )
         self._refuse_other_vectors(stored.get("vectors"))
         self._refuse_mismatch(stored.get("embedding_model"), stored.get("embedding_dimension"))
+        # A store from before the passage size was recorded was cut with the settings it is opened with.
+        self.db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", chunking.items())
+        recorded = dict(self.db.execute("SELECT key, value FROM meta WHERE key LIKE 'chunk_%'").fetchall())
+        if recorded != chunking:
+            raise ChunkingMismatch(
+                f"The passages in {self.config.data_dir} were cut to {recorded['chunk_tokens']} tokens "
+                f"with {recorded['chunk_overlap']} shared, but Newsdesk is set to {chunking['chunk_tokens']} "
+                f"and {chunking['chunk_overlap']} (NEWSDESK_CHUNK_TOKENS, NEWSDESK_CHUNK_OVERLAP). Mixing "
+                "passage sizes in one store would rank them unevenly. Rebuild the store with "
+                "`python -m ingest --rebuild PATH ...`, or set them back."
+            )
 
     def _vector_home(self) -> str:
         """Where this store's vectors live: the catalog must never describe vectors kept elsewhere."""

@@ -188,6 +188,27 @@ def test_store_built_with_another_model_is_refused_with_how_to_rebuild(config: S
         Store(config, model_name="some-other-model", dimension=768)
 
 
+def passages_stored(data: Path, **chunking: int) -> int:
+    with open_store(Settings(data_dir=data, **chunking)) as store:  # type: ignore[arg-type]
+        return store.overview().passages
+
+
+def test_changed_passage_size_is_refused_until_the_store_is_rebuilt(tmp_path: Path) -> None:
+    env = {"NEWSDESK_DATA_DIR": str(tmp_path / "data")}
+    assert run_cli(str(SEEDS), env=env).returncode == 0
+    before = passages_stored(tmp_path / "data")
+    resized = {**env, "NEWSDESK_CHUNK_TOKENS": "120", "NEWSDESK_CHUNK_OVERLAP": "10"}
+    refused = run_cli(str(SEEDS), env=resized)
+    assert refused.returncode == 2 and "0 changed" not in refused.stdout
+    assert "cut to 200 tokens with 30 shared" in refused.stderr and "--rebuild" in refused.stderr
+    rebuilt = run_cli("--rebuild", str(SEEDS), env=resized)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "1 new, 0 changed" in rebuilt.stdout
+    # The store now holds the smaller passages, and the old size is the one refused.
+    assert passages_stored(tmp_path / "data", chunk_tokens=120, chunk_overlap=10) > before
+    assert run_cli(str(SEEDS), env=env).returncode == 2
+
+
 def test_embedded_store_refuses_a_second_process(config: Settings, tmp_path: Path) -> None:
     with open_store(config):
         result = run_cli(str(SEEDS), env={"NEWSDESK_DATA_DIR": str(config.data_dir)})
