@@ -19,7 +19,7 @@ from ingest.feeds import WebReader
 from ingest.plan import Plan, plan_run
 from ingest.sources import SourceFile, SourceSet, discover_files
 from ingest.stories import StoryIndex, group_stored
-from ingest.web import Fetcher
+from ingest.web import Fetcher, FetchState
 from rag.config import Settings
 from rag.documents import Article, Chunk
 from rag.store import ArticleWrite, Store, hold_lock
@@ -116,7 +116,8 @@ def ingest_sources(
         recovered = [] if dry_run else store.recover()
         catalog = store.articles()
         fetcher = resources.enter_context(Fetcher(config)) if feeds or pages else None
-        web = WebReader(fetcher, catalog, store.fetch_validators) if fetcher else None
+        fetch_state = FetchState(config.data_dir)
+        web = WebReader(fetcher, catalog, fetch_state.validators) if fetcher else None
         read = chain(_read_all(files, config), web.read(list(pages), list(feeds)) if web else ())
         plan = plan_run(read, catalog, roots=roots, prune=prune)
         splitter = make_splitter(config)
@@ -147,7 +148,7 @@ def ingest_sources(
             if plan.to_embed or plan.duplicates:
                 store.record_run(started_at, new=len(plan.new), changed=len(plan.changed))
             if web and web.validators:  # only now that what they vouch for is stored
-                store.save_fetch_validators(web.validators)
+                fetch_state.save(web.validators)
     summary.seconds = time.perf_counter() - started
     return summary
 

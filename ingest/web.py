@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -37,6 +40,45 @@ class Fetched:
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+
+class FetchState:
+    """What a web server said about each URL (ETag, Last-Modified), remembered between runs in the data
+    folder's catalog file, so the next request can be conditional. A rebuilt store drops it with the rest."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "newsdesk.sqlite"
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS fetch_state "
+            "(url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, checked_at TEXT)"
+        )
+        return db
+
+    def validators(self, url: str) -> tuple[str | None, str | None]:
+        """The ETag and Last-Modified a server last sent for this URL (None, None when never fetched)."""
+        db = self._connect()
+        try:
+            row = db.execute("SELECT etag, last_modified FROM fetch_state WHERE url = ?", (url,)).fetchone()
+        finally:
+            db.close()
+        return (row[0], row[1]) if row else (None, None)
+
+    def save(self, validators: dict[str, tuple[str | None, str | None]]) -> None:
+        """Remember validators once what they vouch for is stored (never before: a 304 would lose it)."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        db = self._connect()
+        try:
+            with db:
+                db.executemany(
+                    "INSERT OR REPLACE INTO fetch_state (url, etag, last_modified, checked_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(url, etag, modified, now) for url, (etag, modified) in validators.items()],
+                )
+        finally:
+            db.close()
 
 
 def is_web_url(text: str) -> bool:

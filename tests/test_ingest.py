@@ -233,3 +233,43 @@ def test_openai_embeddings_when_configured_and_model_switch_is_refused(tmp_path:
     local = run_cli(str(SEEDS), env={"NEWSDESK_DATA_DIR": str(tmp_path / "data")})
     assert local.returncode == 2
     assert "text-embedding-3-small" in local.stderr and "--rebuild" in local.stderr
+
+
+def test_a_reader_thread_never_sees_an_article_half_written(config, embedder, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The app's session threads share the store with an upload's ingest: a read waits for the write's
+    transaction instead of seeing its catalog row before its passages."""
+    import threading
+
+    write_articles(tmp_path / "news", 1, paragraphs=6)
+    inside, go = threading.Event(), threading.Event()
+    seen: list[tuple[int, int]] = []
+    with open_store(config) as store:
+        insert = store._insert_article
+
+        def slow_insert(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            insert(*args, **kwargs)  # the article's row, in the transaction, before its passages
+            inside.set()
+            go.wait(10)
+
+        monkeypatch.setattr(store, "_insert_article", slow_insert)
+        writer = threading.Thread(
+            target=ingest_paths, args=([tmp_path / "news"],), kwargs={"config": config, "store": store,
+                                                                       "embedder": lambda: embedder}
+        )  # fmt: skip
+        writer.start()
+        assert inside.wait(60)
+
+        def read() -> None:
+            articles = store.articles()
+            seen.append((len(articles), sum(len(t) for t in store.passage_texts(list(articles)).values())))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(0.5)
+        still_waiting = reader.is_alive()
+        go.set()
+        writer.join(30)
+        reader.join(30)
+        stored = sum(len(t) for t in store.passage_texts(list(store.articles())).values())
+    assert still_waiting, "the read went through in the middle of the write's transaction"
+    assert seen == [(1, stored)] and stored >= 1

@@ -1,0 +1,123 @@
+"""The store: Chroma vectors, an SQLite FTS5 keyword index and the article catalog, kept in step.
+
+This package is the only code that imports chromadb. Its parts: `schema` (the tables, upgrades, and what
+a store records about how it was built), `catalog` (reads), `writes` (journalled writes), `search`
+(vector, keyword and headline search), `lock` (between processes and between threads) and `records`
+(what goes in and comes out).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any
+
+import chromadb
+from chromadb.config import Settings as ChromaSettings
+
+from rag.config import Settings
+from rag.store.lock import hold_lock
+from rag.store.records import (
+    UNKNOWN_TS,
+    ArticleWrite,
+    ChunkingMismatch,
+    CorpusOverview,
+    EmbeddingModelMismatch,
+    PassageHit,
+    Report,
+    StoredArticle,
+    StoreError,
+    StoreLockedError,
+    StoryMember,
+    chunk_metadata,
+)
+from rag.store.schema import SCHEMA_VERSION, Schema
+from rag.store.search import PassageFilter, Search
+from rag.store.writes import Writes, article_focus
+
+__all__ = [
+    "SCHEMA_VERSION", "UNKNOWN_TS", "ArticleWrite", "ChunkingMismatch", "CorpusOverview",
+    "EmbeddingModelMismatch", "PassageFilter", "PassageHit", "Report", "Store", "StoreError",
+    "StoreLockedError", "StoredArticle", "StoryMember", "article_focus", "chunk_metadata", "hold_lock",
+    "open_store",
+]  # fmt: skip
+
+
+class Store(Schema, Writes, Search):
+    """Chroma vectors, FTS5 keyword index and article catalog for one data folder."""
+
+    def __init__(self, config: Settings, *, model_name: str, dimension: int, rebuild: bool = False) -> None:
+        self.config = config
+        self.model_name = model_name
+        self.dimension = dimension
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._locks: list[Any] = []
+        self._client = self._connect_chroma()
+        # One connection, shared by the app's session threads; the lock keeps their reads and writes apart.
+        self.db = self._connect()
+        self._lock = threading.RLock()
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._search_db = self._connect()
+        self._search_lock = threading.Lock()
+        self._common = (-1, -1, {})
+        self._create_tables(rebuild=rebuild)
+        self.collection = self._client.get_or_create_collection(
+            config.collection,
+            metadata={"embedding_model": model_name, "embedding_dimension": dimension},
+            configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None,
+        )
+        metadata = self.collection.metadata or {}
+        self.refuse_mismatch(metadata.get("embedding_model"), metadata.get("embedding_dimension"))
+        self._measure_focus()
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(
+            self.config.data_dir / "newsdesk.sqlite",
+            timeout=30,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+
+    def _connect_chroma(self) -> Any:
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        if self.config.uses_chroma_server:
+            return chromadb.HttpClient(
+                host=self.config.chroma_host or "127.0.0.1",
+                port=self.config.chroma_port or 8000,
+                settings=chroma_settings,
+            )
+        lock = hold_lock(
+            self.config.data_dir / ".chroma.lock",
+            what=(
+                f"Another Newsdesk process is using the embedded store in {self.config.data_dir}. "
+                "Stop it, or start a Chroma server (`chroma run --path DIR`) and set CHROMA_HOST and "
+                "CHROMA_PORT so several processes can share the store"
+            ),
+        )
+        lock.__enter__()
+        self._locks.append(lock)
+        return chromadb.PersistentClient(path=str(self.config.data_dir / "chroma"), settings=chroma_settings)
+
+    def close(self) -> None:
+        """Release the database and the folder lock."""
+        self._search_db.close()
+        self.db.close()
+        for lock in self._locks:
+            lock.__exit__(None, None, None)
+        self._locks.clear()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(config: Settings, *, rebuild: bool = False) -> Store:
+    """Open the store for the configured embedding model (`rebuild` empties it first)."""
+    from rag.embeddings import embedding_identity
+
+    name, dimension = embedding_identity(config)
+    return Store(config, model_name=name, dimension=dimension, rebuild=rebuild)

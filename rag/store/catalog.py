@@ -1,0 +1,117 @@
+"""Reads of the catalog: the articles stored, the corpus at a glance, stories and their reports, and the
+vectors of articles' passages that story grouping compares."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from typing import Any
+
+from rag.documents import chunk_id
+from rag.store.lock import Guarded
+from rag.store.records import CorpusOverview, Report, StoredArticle, StoryMember, day_of
+
+BATCH = 1000  # ids per Chroma call, well under its max batch size
+ARTICLE_COLUMNS = (
+    "article_id, source, content_hash, text_hash, title, outlet, author, url, published_at, "
+    "chunk_count, duplicate_of, ingested_at, updated_at, story_id, copy_of"
+)
+_REPORT_COLUMNS = "article_id, story_id, title, outlet, published_at, url, ingested_at"
+
+
+class Catalog(Guarded):
+    """What is stored, read from the catalog (and, for passage vectors, from Chroma)."""
+
+    def articles(self) -> dict[str, StoredArticle]:
+        """Return every catalog row by article id."""
+        rows = self._rows(f"SELECT {ARTICLE_COLUMNS} FROM articles")
+        return {row[0]: StoredArticle(*row) for row in rows}
+
+    def overview(self) -> CorpusOverview:
+        """Summarise the corpus: articles, passages, outlets, publish dates and the last ingest."""
+        with self._lock:  # one consistent view of the catalog
+            articles, undated, earliest, latest, last = self._row(
+                "SELECT count(*), sum(published_at IS NULL), min(published_at), max(published_at), "
+                "max(ingested_at) FROM articles"
+            )
+            outlets = [
+                row[0]
+                for row in self._rows(
+                    "SELECT DISTINCT outlet FROM articles WHERE outlet IS NOT NULL ORDER BY outlet"
+                )
+            ]
+            (passages,) = self._row("SELECT count(*) FROM passages")
+        return CorpusOverview(articles, passages, outlets, earliest, latest, undated or 0, last)
+
+    def count_passages(self) -> int:
+        """Return how many passages the vector store holds."""
+        return int(self.collection.count())
+
+    def last_run(self) -> str | None:
+        """When the last ingest run that stored something started (ISO 8601), or None."""
+        row = self._row("SELECT max(started_at) FROM ingest_runs")
+        return row[0] if row else None
+
+    # Stories
+
+    def story_members(self) -> list[StoryMember]:
+        """Every stored article that has its own text and a story, as story grouping compares them."""
+        rows = self._rows(
+            "SELECT article_id, story_id, copy_of, published_at, minhash FROM articles "
+            "WHERE story_id IS NOT NULL AND duplicate_of IS NULL"
+        )
+        return [StoryMember(a, s, c, day_of(p), m) for a, s, c, p, m in rows]
+
+    def without_story(self) -> list[tuple[str, date | None, str | None]]:
+        """Articles not yet grouped (a store from before stories, or after `clear_stories`), oldest first:
+        (article id, publish date, id of the article whose text it duplicates)."""
+        rows = self._rows(
+            "SELECT article_id, published_at, duplicate_of FROM articles WHERE story_id IS NULL "
+            "ORDER BY duplicate_of IS NOT NULL, published_ts IS NULL, published_ts, article_id"
+        )
+        return [(a, day_of(p), d) for a, p, d in rows]
+
+    def story_reports(self, story_ids: Iterable[str]) -> dict[str, list[Report]]:
+        """Every article of these stories, oldest first."""
+        rows = self._rows(
+            f"SELECT {_REPORT_COLUMNS} FROM articles "
+            "WHERE story_id IN (SELECT value FROM json_each(?)) ORDER BY published_ts, article_id",
+            (json.dumps(sorted(set(story_ids))),),
+        )
+        reports: dict[str, list[Report]] = {}
+        for row in rows:
+            reports.setdefault(row[1], []).append(Report(*row))
+        return reports
+
+    def reports_since(self, *, ingested: str | None = None, published: float | None = None) -> list[Report]:
+        """Articles ingested at or after an ISO time, or published at or after a timestamp."""
+        clause, value = ("ingested_at >= ?", ingested) if ingested else ("published_ts >= ?", published)
+        rows = self._rows(
+            f"SELECT {_REPORT_COLUMNS} FROM articles WHERE story_id IS NOT NULL AND {clause}", (value,)
+        )
+        return [Report(*row) for row in rows]
+
+    def passage_texts(self, article_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The stored passages of these articles, in order."""
+        texts: dict[str, list[str]] = {}
+        rows = self._rows(
+            "SELECT article_id, text FROM passages WHERE article_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY article_id, chunk_index",
+            (json.dumps(list(article_ids)),),
+        )
+        for article_id, text in rows:
+            texts.setdefault(article_id, []).append(text)
+        return texts
+
+    def lead_vectors(self, article_ids: Sequence[str]) -> dict[str, Sequence[float]]:
+        """The vectors of these articles' first passages (headline and lead), from Chroma."""
+        return dict(self._vectors_of({chunk_id(article_id, 0): article_id for article_id in article_ids}))
+
+    def _vectors_of(self, owner: dict[str, str]) -> Iterator[tuple[str, Sequence[float]]]:
+        """(article id, vector) of each passage Chroma holds among `owner` (chunk id -> article id)."""
+        chunk_ids = list(owner)
+        for start in range(0, len(chunk_ids), BATCH):
+            got: Any = self.collection.get(ids=chunk_ids[start : start + BATCH], include=["embeddings"])
+            for cid, vector in zip(got["ids"], got["embeddings"], strict=True):
+                yield owner[cid], vector

@@ -1,0 +1,175 @@
+"""The catalog's tables, how a store from an earlier Newsdesk is brought up to date, and what a store
+records about how it was built (embedding model, passage size, where its vectors live), refusing to mix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rag.store.lock import Guarded
+from rag.store.records import ChunkingMismatch, EmbeddingModelMismatch, StoreError
+
+SCHEMA_VERSION = "4"  # bump when the tables change; an older store is refused with how to rebuild
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    article_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    title TEXT, outlet TEXT, author TEXT, url TEXT, published_at TEXT, published_ts REAL,
+    chunk_count INTEGER NOT NULL,
+    duplicate_of TEXT,
+    ingested_at TEXT NOT NULL,
+    updated_at TEXT,
+    focus REAL,
+    story_id TEXT,
+    copy_of TEXT,
+    minhash BLOB
+);
+CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
+CREATE TABLE IF NOT EXISTS passages (
+    rowid INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
+    article_id TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    title TEXT,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(
+    title, text, content='passages', content_rowid='rowid', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS passages_ai AFTER INSERT ON passages BEGIN
+    INSERT INTO passages_fts(rowid, title, text) VALUES (new.rowid, new.title, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS passages_ad AFTER DELETE ON passages BEGIN
+    INSERT INTO passages_fts(passages_fts, rowid, title, text)
+    VALUES ('delete', old.rowid, old.title, old.text);
+END;
+CREATE VIRTUAL TABLE IF NOT EXISTS headlines_fts USING fts5(
+    title, content='articles', content_rowid='rowid', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS articles_ai AFTER INSERT ON articles BEGIN
+    INSERT INTO headlines_fts(rowid, title) VALUES (new.rowid, new.title);
+END;
+CREATE TRIGGER IF NOT EXISTS articles_ad AFTER DELETE ON articles BEGIN
+    INSERT INTO headlines_fts(headlines_fts, rowid, title) VALUES ('delete', old.rowid, old.title);
+END;
+CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS ingest_runs (
+    started_at TEXT NOT NULL, finished_at TEXT NOT NULL, new INTEGER NOT NULL, changed INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_story ON articles(story_id);
+"""
+
+
+class Schema(Guarded):
+    """Creating, upgrading and checking the catalog of a data folder."""
+
+    model_name: str
+    dimension: int
+    _client: Any  # the Chroma client
+
+    def _create_tables(self, *, rebuild: bool) -> None:
+        """Make the tables (after emptying the folder's catalog and collection, for `rebuild`), bring an
+        older store's up to date, and refuse a store built in a way these settings would not build it."""
+        if rebuild:
+            self._drop_everything()
+        had_headlines = self._has_table("headlines_fts")
+        self._add_missing_columns()
+        self.db.executescript(_SCHEMA)
+        if not had_headlines:  # a store from before the headline index: index the headlines it holds
+            self.db.execute("INSERT INTO headlines_fts(headlines_fts) VALUES ('rebuild')")
+        self._check_model()
+
+    def _drop_everything(self) -> None:
+        """Drop every table of the catalog file (what ingest keeps there too, such as the validators of
+        feeds fetched: a rebuilt store must fetch every feed in full) and the Chroma collection."""
+        virtual = "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
+        plain = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        for query in (virtual, plain):  # a virtual table takes its own tables with it
+            for (table,) in self.db.execute(query).fetchall():
+                self.db.execute(f'DROP TABLE IF EXISTS "{table}"')
+        try:
+            self._client.delete_collection(self.config.collection)
+        except Exception as error:  # chromadb raises NotFoundError or ValueError by version
+            if "does not exist" not in str(error) and "not found" not in str(error).lower():
+                raise
+
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+
+    def _add_missing_columns(self) -> None:
+        """Bring a store made before a column was added up to date (added columns start empty)."""
+        if not self._has_table("articles"):
+            return
+        present = {row[1] for row in self.db.execute("PRAGMA table_info(articles)")}
+        added = (
+            ("updated_at", "TEXT"), ("focus", "REAL"), ("story_id", "TEXT"), ("copy_of", "TEXT"),
+            ("minhash", "BLOB"),
+        )  # fmt: skip
+        for column, kind in added:
+            if column not in present:
+                self.db.execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
+
+    def _check_model(self) -> None:
+        stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        chunking = {
+            "chunk_tokens": str(self.config.chunk_tokens),
+            "chunk_overlap": str(self.config.chunk_overlap),
+        }
+        if not stored:
+            self.db.execute(
+                "INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dimension', ?), "
+                "('schema_version', ?), ('vectors', ?)",
+                (self.model_name, str(self.dimension), SCHEMA_VERSION, self._vector_home()),
+            )
+        elif stored.get("schema_version") != SCHEMA_VERSION:
+            raise StoreError(
+                f"The store in {self.config.data_dir} was made by an older Newsdesk. "
+                "Rebuild it with `python -m ingest --rebuild PATH ...`."
+            )
+        self._refuse_other_vectors(stored.get("vectors"))
+        self.refuse_mismatch(stored.get("embedding_model"), stored.get("embedding_dimension"))
+        # A store from before the passage size was recorded was cut with the settings it is opened with.
+        self.db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", chunking.items())
+        recorded = dict(self.db.execute("SELECT key, value FROM meta WHERE key LIKE 'chunk_%'").fetchall())
+        if recorded != chunking:
+            raise ChunkingMismatch(
+                f"The passages in {self.config.data_dir} were cut to {recorded['chunk_tokens']} tokens "
+                f"with {recorded['chunk_overlap']} shared, but Newsdesk is set to {chunking['chunk_tokens']} "
+                f"and {chunking['chunk_overlap']} (NEWSDESK_CHUNK_TOKENS, NEWSDESK_CHUNK_OVERLAP). Mixing "
+                "passage sizes in one store would rank them unevenly. Rebuild the store with "
+                "`python -m ingest --rebuild PATH ...`, or set them back."
+            )
+
+    def _vector_home(self) -> str:
+        """Where this store's vectors live: the catalog must never describe vectors kept elsewhere."""
+        return "chroma server" if self.config.uses_chroma_server else "embedded"
+
+    def _refuse_other_vectors(self, home: str | None) -> None:
+        if home is None or home == self._vector_home():
+            return
+        how = (
+            "set CHROMA_HOST and CHROMA_PORT to that server (`make run` starts one on 127.0.0.1:8765)"
+            if home == "chroma server"
+            else "unset CHROMA_HOST and CHROMA_PORT"
+        )
+        raise StoreError(
+            f"The articles in {self.config.data_dir} have their vectors in the {home} Chroma, but Newsdesk "
+            f"is set to use the {self._vector_home()} one: {how}, or use another NEWSDESK_DATA_DIR."
+        )
+
+    def refuse_mismatch(self, model: object, dimension: object) -> None:
+        """Refuse vectors made by another embedding model than the one configured (None: not recorded)."""
+        if model is None or (model == self.model_name and str(dimension) == str(self.dimension)):
+            return
+        raise EmbeddingModelMismatch(
+            f"The store in {self.config.data_dir} was built with the embedding model {model} "
+            f"({dimension} dimensions), but Newsdesk is set to {self.model_name} ({self.dimension}). "
+            "Mixing them would give wrong results. Rebuild the store with `python -m ingest --rebuild`, "
+            "or set NEWSDESK_EMBEDDING_BACKEND back to the model it was built with."
+        )
