@@ -14,6 +14,7 @@ from rag.answer import DatedLine, Revised, Sources, TextDelta, answerer_for
 from rag.citations import escape_markdown, highlight_html, safe_url
 from rag.config import Settings, load_settings
 from rag.conversation import ask
+from rag.documents import date_label, outlet_label
 from rag.embeddings import embedding_model_for
 from rag.retrieve import Query
 from rag.store import Report, open_store
@@ -30,10 +31,6 @@ def resources(settings_json: str) -> tuple[Any, Any, Any]:
     return open_store(config), embedding_model_for(config), answerer_for(config)
 
 
-def date_label(published_at: str | None) -> str:
-    return published_at[:10] if published_at else "date unknown"
-
-
 def show_sources(sources: Sources) -> None:
     """Under an answer: how fresh it is, then each cited source with its headline, outlet, date, link,
     marked passage and the other outlets that reported its story."""
@@ -48,8 +45,8 @@ def show_sources(sources: Sources) -> None:
         passage = citation.passage
         outlets = citation.outlets
         label = (
-            f"[{citation.number}] {escape_markdown(passage.title or 'No headline')} · "
-            f"{escape_markdown(passage.outlet or 'unknown outlet')} · {date_label(passage.published_at)}"
+            f"[{citation.number}] {escape_markdown(passage.headline)} · "
+            f"{escape_markdown(passage.outlet_name)} · {passage.day}"
             + (f" · reported by {len(outlets)} outlets" if len(outlets) > 1 else "")
         )
         with st.expander(label):
@@ -75,9 +72,7 @@ def report_line(report: Report) -> str:
     title = escape_markdown(report.title or "the article")
     url = safe_url(report.url)
     link = f"[{title}]({url.replace('(', '%28').replace(')', '%29')})" if url else title
-    return (
-        f"- {escape_markdown(report.outlet or 'unknown outlet')} · {date_label(report.published_at)} · {link}"
-    )
+    return f"- {escape_markdown(outlet_label(report.outlet))} · {date_label(report.published_at)} · {link}"
 
 
 def lines_markdown(lines: list[DatedLine]) -> str:

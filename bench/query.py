@@ -95,7 +95,7 @@ def measure(config: Settings, questions: list[dict[str, object]], model: MiniLME
             vector = store.vector_search(model.get_query_embedding(text), k=6)
             times["vector only"].append(time.perf_counter() - started)
             hits["hybrid"] += bool(gold & {p.article_id for p in found.passages})
-            hits["vector only"] += bool(gold & {h.metadata["article_id"] for h in vector})
+            hits["vector only"] += bool(gold & {h.article_id for h in vector})
     with open_store(config) as store:
         stored = len(store.articles())
     figures = {"articles": float(stored)}

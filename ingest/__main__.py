@@ -18,6 +18,7 @@ from ingest.pipeline import Summary, ingest_sources
 from ingest.sources import SourceSet, SourcesFileError, read_sources_file
 from ingest.web import is_web_url
 from rag.config import Settings, load_settings
+from rag.documents import UNKNOWN_DATE, headline_label, outlet_label
 from rag.embeddings import embedding_model_for
 from rag.store import StoreError, open_store
 
@@ -195,8 +196,8 @@ def list_articles(config: Settings) -> int:
     for entry in articles:
         held = f"duplicate of {entry.duplicate_of}" if entry.duplicate_of else f"{entry.chunk_count} passages"
         print(
-            f"{entry.published_at or 'date unknown'} | {entry.outlet or 'outlet unknown'} | "
-            f"{entry.title or 'no headline'} | {entry.article_id} | {held}"
+            f"{entry.published_at or UNKNOWN_DATE} | {outlet_label(entry.outlet)} | "
+            f"{headline_label(entry.title)} | {entry.article_id} | {held}"
         )
     print(f"{len(articles)} articles in {config.data_dir}")
     return 0

@@ -12,8 +12,9 @@ from datetime import date
 from rag.answer import AnswerEvent, DatedLine, Revised, Sources, TextDelta, answerer_for
 from rag.config import load_settings
 from rag.conversation import ask
+from rag.documents import UNKNOWN_DATE, Passage
 from rag.embeddings import embedding_model_for
-from rag.retrieve import Passage, Query
+from rag.retrieve import Query
 from rag.store import StoreError, open_store
 from rag.stories import as_of_line, brief
 
@@ -111,7 +112,7 @@ def _show(
             shown = event.text
         elif isinstance(event, DatedLine):
             lines.append(event)
-            day = event.day.isoformat() if event.day else "date unknown"
+            day = event.day.isoformat() if event.day else UNKNOWN_DATE
             note = f"  ({event.note})" if event.note else ""
             shown = f"{day}  {event.text} [{event.number}]{note}\n"
         else:
@@ -137,10 +138,7 @@ def _show(
         print(stamp)
     for citation in sources.citations:
         p = citation.passage
-        print(
-            f"[{citation.number}] {p.title or 'no headline'} | {p.outlet or 'unknown outlet'} | "
-            f"{p.published_at[:10] if p.published_at else 'date unknown'} | {p.url or p.article_id}"
-        )
+        print(f"[{citation.number}] {p.headline} | {p.outlet_name} | {p.day} | {p.url or p.article_id}")
         if len(citation.outlets) > 1:
             print(f"    reported by {len(citation.outlets)} outlets: {', '.join(citation.outlets)}")
     print(f"({sources.mode})")

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from rag.citations import CitationTracker
 from rag.config import AnswerConfig, Settings
+from rag.documents import Passage, outlet_label
 from rag.prompts import NO_ANSWER, answer_messages, revise_messages, rewrite_messages
-from rag.retrieve import Passage, content_terms
+from rag.retrieve import content_terms
 from rag.store import Report
 
 if TYPE_CHECKING:
@@ -84,9 +85,7 @@ class Citation:
     @property
     def outlets(self) -> list[str]:
         """The outlets that reported the passage's story (its own outlet when it stands alone)."""
-        found = [r.outlet or "unknown outlet" for r in self.reports] or [
-            self.passage.outlet or "unknown outlet"
-        ]
+        found = [outlet_label(r.outlet) for r in self.reports] or [self.passage.outlet_name]
         return list(dict.fromkeys(found))
 
     @property

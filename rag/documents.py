@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+
+UNKNOWN_DATE = "date unknown"
+UNKNOWN_OUTLET = "unknown outlet"
+NO_HEADLINE = "No headline"
 
 
 @dataclass(frozen=True)
@@ -70,3 +74,67 @@ class Chunk:
 def chunk_id(article_id: str, index: int) -> str:
     """Return the id of passage `index` of an article."""
     return f"{article_id}::{index}"
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A stored passage with the article facts a citation shows: what a search finds (its `score` that
+    search's), what retrieval ranks (its `score` then the fused, dated one) and what an answer cites."""
+
+    chunk_id: str
+    article_id: str
+    text: str
+    title: str | None
+    outlet: str | None
+    author: str | None
+    url: str | None
+    published_at: str | None  # ISO 8601
+    start: int  # its span in the article text
+    end: int
+    score: float
+    similarity: float | None = None  # cosine similarity to the question, when the vector search found it
+    focus: float | None = None  # how closely its article keeps to one story (None: too short to tell)
+    story_id: str | None = None  # the story its article was grouped into at ingest
+    copy_of: str | None = None  # the article whose near copy its article is
+    chunk_index: int = 0
+
+    @property
+    def story(self) -> str:
+        """Its story, or its article alone when it was never grouped."""
+        return self.story_id or self.article_id
+
+    @property
+    def text_of(self) -> str:
+        """The article whose text this is: the original of a near copy, else its own."""
+        return self.copy_of or self.article_id
+
+    @property
+    def published_date(self) -> date | None:
+        return datetime.fromisoformat(self.published_at).date() if self.published_at else None
+
+    @property
+    def headline(self) -> str:
+        """Its article's headline, or a label that says there is none."""
+        return headline_label(self.title)
+
+    @property
+    def outlet_name(self) -> str:
+        return outlet_label(self.outlet)
+
+    @property
+    def day(self) -> str:
+        """Its article's publish day (YYYY-MM-DD), or a label that says it is unknown."""
+        return date_label(self.published_at)
+
+
+def headline_label(title: str | None) -> str:
+    return title or NO_HEADLINE
+
+
+def outlet_label(outlet: str | None) -> str:
+    return outlet or UNKNOWN_OUTLET
+
+
+def date_label(published_at: str | None) -> str:
+    """A publish time as its day (YYYY-MM-DD), or "date unknown"."""
+    return published_at[:10] if published_at else UNKNOWN_DATE

@@ -31,8 +31,9 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from ingest.pipeline import ingest_paths
 from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer, Revised, Sources, TextDelta, answerer_for
 from rag.config import RetrievalConfig, Settings, StoryConfig, load_settings, with_overrides
+from rag.documents import Passage
 from rag.embeddings import embedding_model_for
-from rag.retrieve import ANSWER_PASSAGES, Passage, Query, Retrieval, content_terms, retrieve
+from rag.retrieve import ANSWER_PASSAGES, Query, Retrieval, content_terms, retrieve
 from rag.store import PassageFilter, Store, StoreError, open_store
 from rag.stories import with_stories
 from rag.support import is_refusal, with_checks
@@ -235,7 +236,7 @@ class Ranker:
             hits = self.store.keyword_search(
                 content_terms(question.question), k=DEPTH, where=PassageFilter(as_of=_end_of(question.as_of))
             )
-            return rank_articles([str(hit.metadata["article_id"]) for hit in hits]), None
+            return rank_articles(hits), None
         return self._llama_index_dense(question.question, question.as_of), None
 
     def _llama_index_dense(self, question: str, as_of: date) -> list[str]:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Protocol
 
+from rag.documents import date_label, headline_label, outlet_label
+
 NO_ANSWER = "The sources don't say: none of the retrieved articles answers this question."
 
 SYSTEM = """You answer questions about the news using only the numbered sources you are given.
@@ -38,9 +40,8 @@ def format_sources(passages: Sequence[_Numbered]) -> str:
     blocks = []
     for number, passage in enumerate(passages, start=1):
         attributes = (
-            f'n="{number}" headline="{_attr(passage.title or "no headline")}" '
-            f'outlet="{_attr(passage.outlet or "unknown outlet")}" '
-            f'date="{(passage.published_at or "date unknown")[:10]}"'
+            f'n="{number}" headline="{_attr(headline_label(passage.title))}" '
+            f'outlet="{_attr(outlet_label(passage.outlet))}" date="{date_label(passage.published_at)}"'
         )
         text = passage.text.replace("</source", "&lt;/source")
         blocks.append(f"<source {attributes}>\n{text}\n</source>")

@@ -13,7 +13,8 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from rag.config import RetrievalConfig
 from rag.dates import TimeFrame, time_frame
-from rag.store import PassageFilter, PassageHit, Store
+from rag.documents import Passage
+from rag.store import PassageFilter, Store
 
 ANSWER_PASSAGES = 6  # passages an answer is written from unless the query asks for more
 
@@ -36,41 +37,6 @@ STOPWORDS = frozenset(
     said says say tell told know happened happen happening news latest recent recently week month year today
     yesterday ago since last past this next also many much one two there's what's who's""".split()
 )
-
-
-@dataclass(frozen=True)
-class Passage:
-    """A retrieved passage with the article facts a citation shows."""
-
-    chunk_id: str
-    article_id: str
-    text: str
-    title: str | None
-    outlet: str | None
-    author: str | None
-    url: str | None
-    published_at: str | None
-    start: int
-    end: int
-    score: float
-    similarity: float | None  # cosine similarity to the question, when the vector search found it
-    focus: float | None = None  # how closely its article keeps to one story (None: too short to tell)
-    story_id: str | None = None  # the story its article was grouped into at ingest
-    copy_of: str | None = None  # the article whose near copy its article is
-
-    @property
-    def story(self) -> str:
-        """Its story, or its article alone when it was never grouped."""
-        return self.story_id or self.article_id
-
-    @property
-    def text_of(self) -> str:
-        """The article whose text this is: the original of a near copy, else its own."""
-        return self.copy_of or self.article_id
-
-    @property
-    def published_date(self) -> date | None:
-        return datetime.fromisoformat(self.published_at).date() if self.published_at else None
 
 
 @dataclass(frozen=True)
@@ -138,44 +104,22 @@ def _without_period(question: str, frame: TimeFrame) -> str:
 
 
 def _fuse(
-    vector_hits: Sequence[PassageHit],
-    keyword_hits: Sequence[PassageHit],
-    headline_hits: Sequence[PassageHit] = (),
+    vector_hits: Sequence[Passage],
+    keyword_hits: Sequence[Passage],
+    headline_hits: Sequence[Passage] = (),
     *,
     config: RetrievalConfig,
 ) -> list[Passage]:
     """Weighted reciprocal rank fusion of the result lists."""
     scores: dict[str, float] = {}
-    hits: dict[str, PassageHit] = {}
+    hits: dict[str, Passage] = {}
     similarity = {hit.chunk_id: hit.score for hit in vector_hits}
     lists = ((vector_hits, 1.0), (keyword_hits, 1.0), (headline_hits, config.headline_weight))
     for results, weight in lists:
         for rank, hit in enumerate(results):
             scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (config.rrf_k + rank + 1)
             hits.setdefault(hit.chunk_id, hit)
-    return [passage_from_hit(hits[cid], score, similarity.get(cid)) for cid, score in scores.items()]
-
-
-def passage_from_hit(hit: PassageHit, score: float, similarity: float | None = None) -> Passage:
-    """A passage with its article's facts, from a search hit."""
-    meta = hit.metadata
-    return Passage(
-        chunk_id=hit.chunk_id,
-        article_id=str(meta["article_id"]),
-        text=hit.text,
-        title=meta.get("title"),
-        outlet=meta.get("outlet"),
-        author=meta.get("author"),
-        url=meta.get("url"),
-        published_at=meta.get("published_at"),
-        start=int(meta.get("start", 0)),
-        end=int(meta.get("end", len(hit.text))),
-        score=score,
-        similarity=similarity,
-        focus=meta.get("focus"),
-        story_id=meta.get("story_id"),
-        copy_of=meta.get("copy_of"),
-    )
+    return [replace(hits[cid], score=score, similarity=similarity.get(cid)) for cid, score in scores.items()]
 
 
 def _weigh(

@@ -13,8 +13,9 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from rag.answer import AnswerEvent, Citation, DatedLine, Sources, TextDelta, stems, term_weights
 from rag.config import RetrievalConfig, StoryConfig
 from rag.dates import TimeFrame, time_frame
+from rag.documents import Passage
 from rag.prompts import NO_ANSWER
-from rag.retrieve import Passage, Query, Retrieval, passage_from_hit, retrieve
+from rag.retrieve import Query, Retrieval, retrieve
 from rag.store import Report, Store
 
 _TIMELINE = re.compile(
@@ -106,7 +107,7 @@ def timeline(
     reports = store.story_reports(ranked)
     retrieved = {p.article_id: p for p in reversed(on_subject)}  # each article's best passage
     missing = [r.article_id for group in reports.values() for r in group if r.article_id not in retrieved]
-    leads = {h.metadata["article_id"]: passage_from_hit(h, 0.0) for h in store.first_passages(missing)}
+    leads = {p.article_id: p for p in store.first_passages(missing)}
     days: dict[tuple[str, date | None], list[Passage]] = {}
     for story in ranked:
         group = reports.get(story) or [
@@ -159,8 +160,7 @@ def brief(
         by_story.setdefault(report.story_id, []).append(report)
     ranked = sorted(by_story.values(), key=_size, reverse=True)[: config.brief_stories]
     everything = store.story_reports(group[0].story_id for group in ranked)
-    passages = {h.metadata["article_id"]: passage_from_hit(h, 0.0) for h in store.first_passages(
-        [r.article_id for group in ranked for r in group])}  # fmt: skip
+    passages = {p.article_id: p for p in store.first_passages([r.article_id for g in ranked for r in g])}
     lines, notes = [], []
     for group in ranked:
         newest_first = sorted(group, key=lambda r: (r.published_at or "", r.article_id), reverse=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from rag.answer import AnswerEvent, Citation, Revised, Sources, TextDelta, sentences, stems
-from rag.retrieve import Passage
+from rag.documents import Passage
 
 # One or more citation markers in a row: " [1]", "[1][3]", " [2, 4]".
 _MARKERS = re.compile(r"(?:\s?\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+")

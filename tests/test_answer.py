@@ -175,7 +175,7 @@ def test_a_story_is_found_by_words_only_its_headline_has(ingest, config, embedde
     with open_store(config) as store:
         hits = store.keyword_search(["panda"], k=5)
 
-    assert [hit.metadata["title"] for hit in hits] == ["Panda cub born at Riverside Zoo"]
+    assert [hit.title for hit in hits] == ["Panda cub born at Riverside Zoo"]
     answered = answer(config, embedder, "Where was the panda cub born?", as_of=date(2024, 3, 15))
     assert answered.turn.retrieval.passages[0].title == "Panda cub born at Riverside Zoo"
 
@@ -194,7 +194,7 @@ def test_headline_index_follows_the_catalog_and_is_built_for_older_stores(ingest
     def headline_hits(**where: float) -> list[tuple[str, int]]:
         with open_store(config) as store:
             hits = store.headline_search(["panda", "cub"], k=8, where=PassageFilter(**where))
-        return [(h.metadata["title"], h.metadata["chunk_index"]) for h in hits]
+        return [(h.title, h.chunk_index) for h in hits]
 
     assert headline_hits() == [("Panda cub born at Riverside Zoo", 0)]
     assert headline_hits(as_of=datetime(2024, 2, 1, tzinfo=UTC).timestamp()) == []  # published after
@@ -312,6 +312,8 @@ def test_chat_model_prompt_fences_article_text_as_data(ingest, config, embedder,
     assert "HACKED" not in user["content"]
     assert "The city library reopened on Monday." in user["content"]
     assert user["content"].count("</source>") == 1
+    # The model is told the article's date is unknown, in words, as the reader is.
+    assert 'headline="City library reopens" outlet="unknown outlet" date="date unknown"' in user["content"]
     assert answered.text == "The library reopened on Monday [1]."
 
 

@@ -27,7 +27,7 @@ query = model.get_query_embedding("town council vote on the bridge budget")
 seen, counts, deadline = set(), [], time.monotonic() + 240
 with open_store(load_settings()) as store:
     while time.monotonic() < deadline:
-        seen |= {hit.metadata["article_id"] for hit in store.vector_search(query, k=50)}
+        seen |= {hit.article_id for hit in store.vector_search(query, k=50)}
         counts.append(len(seen))
         if len(counts) == 1:
             print("ready", flush=True)

@@ -16,7 +16,8 @@ from openai_server import openai_server
 from rag.answer import ChatAnswerer, Citation, ExtractiveAnswerer, Revised, Sources
 from rag.config import Settings
 from rag.conversation import ask
-from rag.retrieve import Passage, Query
+from rag.documents import Passage
+from rag.retrieve import Query
 from rag.store import open_store
 from rag.support import check_answer, facts
 

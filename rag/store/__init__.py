@@ -23,7 +23,6 @@ from rag.store.records import (
     ChunkingMismatch,
     CorpusOverview,
     EmbeddingModelMismatch,
-    PassageHit,
     Report,
     StoredArticle,
     StoreError,
@@ -37,7 +36,7 @@ from rag.store.writes import Writes, article_focus
 
 __all__ = [
     "SCHEMA_VERSION", "UNKNOWN_TS", "ArticleWrite", "ChunkingMismatch", "CorpusOverview",
-    "EmbeddingModelMismatch", "PassageFilter", "PassageHit", "Report", "Store", "StoreError",
+    "EmbeddingModelMismatch", "PassageFilter", "Report", "Store", "StoreError",
     "StoreLockedError", "StoredArticle", "StoryMember", "article_focus", "chunk_metadata", "hold_lock",
     "open_store",
 ]  # fmt: skip

@@ -88,16 +88,6 @@ class CorpusOverview:
 
 
 @dataclass(frozen=True)
-class PassageHit:
-    """A passage found by a search, with the metadata answers cite."""
-
-    chunk_id: str
-    text: str
-    score: float
-    metadata: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class ArticleWrite:
     """One article to store, with its passages and their vectors."""
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.config import RetrievalConfig
-from rag.documents import chunk_id
+from rag.documents import Passage, chunk_id
 from rag.store.lock import Guarded
-from rag.store.records import UNKNOWN_TS, PassageHit
+from rag.store.records import UNKNOWN_TS
 
 KEYWORD_POOL = (4, 32)  # keyword hits ranked per hit wanted before the filter, tried in turn, then all
 VECTOR_WIDEN = (8, 64)  # nearest passages fetched per hit wanted before filtering, tried in turn
@@ -30,7 +30,7 @@ class Search(Guarded):
 
     def vector_search(
         self, vector: Sequence[float], *, k: int, where: PassageFilter | None = None
-    ) -> list[PassageHit]:
+    ) -> list[Passage]:
         """Return the k passages nearest to a query vector, best first (score: cosine similarity).
 
         Chroma is asked for ids and distances only (fetching its documents and metadata cost ten times the
@@ -57,7 +57,7 @@ class Search(Guarded):
         distances = (result["distances"] or [[]])[0]
         return {cid: 1.0 - float(d) for cid, d in zip(result["ids"][0], distances, strict=True)}
 
-    def _catalog_hits(self, similarity: dict[str, float], where: PassageFilter | None) -> list[PassageHit]:
+    def _catalog_hits(self, similarity: dict[str, float], where: PassageFilter | None) -> list[Passage]:
         """The catalog's passages for these chunk ids that pass the filter, in the order given."""
         clauses, params = (where or PassageFilter()).for_sql()
         with self._lock:
@@ -77,7 +77,7 @@ class Search(Guarded):
         k: int,
         where: PassageFilter | None = None,
         config: RetrievalConfig | None = None,
-    ) -> list[PassageHit]:
+    ) -> list[Passage]:
         """Return the k passages that best match any of the terms (BM25 over the FTS5 index), best first
         (`config`: the retrieval settings, the store's own when not given)."""
         phrases = _phrases(terms)
@@ -92,7 +92,7 @@ class Search(Guarded):
 
     def headline_search(
         self, terms: Sequence[str], *, k: int, where: PassageFilter | None = None
-    ) -> list[PassageHit]:
+    ) -> list[Passage]:
         """Return up to k passages of the k/4 articles whose headline best matches the terms (BM25 over one
         row per article), best article first, each article's passages in order (score: the headline's)."""
         phrases = _phrases(terms)
@@ -157,7 +157,7 @@ class Search(Guarded):
             (title_weight, match, pool, *params, k),
         ).fetchall()
 
-    def first_passages(self, article_ids: Sequence[str]) -> list[PassageHit]:
+    def first_passages(self, article_ids: Sequence[str]) -> list[Passage]:
         """The first passage (headline and lead) of each of these articles that has passages."""
         return self._catalog_hits({chunk_id(article_id, 0): 0.0 for article_id in article_ids}, None)
 
@@ -207,12 +207,10 @@ class PassageFilter:
         return "".join(f" AND {c}" for c in clauses), params
 
 
-_HIT_KEYS = (
-    "chunk_index", "start", "end", "article_id", "title", "outlet", "author", "url",
-    "published_at", "published_ts", "content_hash", "focus", "story_id", "copy_of",
-)  # fmt: skip
-_HIT_COLUMNS = "p.chunk_id, p.text, p.chunk_index, p.start, p.end, " + ", ".join(
-    f"a.{key}" for key in _HIT_KEYS[3:]
+# A passage row as `Passage` takes it: its fields up to `end`, then (after the score) the rest.
+_HIT_COLUMNS = (
+    "p.chunk_id, a.article_id, p.text, a.title, a.outlet, a.author, a.url, a.published_at, p.start, p.end, "
+    "a.focus, a.story_id, a.copy_of, p.chunk_index"
 )
 
 
@@ -221,7 +219,10 @@ def _phrases(terms: Sequence[str]) -> list[str]:
     return ['"' + term.replace('"', "") + '"' for term in terms]
 
 
-def _hit(row: Sequence[Any], score: float) -> PassageHit:
-    """A search hit from a catalog row (_HIT_COLUMNS) and its score."""
-    metadata = {key: value for key, value in zip(_HIT_KEYS, row[2:], strict=True) if value is not None}
-    return PassageHit(row[0], row[1], score, metadata)
+def _hit(row: Sequence[Any], score: float) -> Passage:
+    """A passage from a catalog row (_HIT_COLUMNS) and the score of the search that found it."""
+    cid, article, text, title, outlet, author, url, published, start, end, focus, story, copy_of, index = row
+    return Passage(
+        cid, article, text, title, outlet, author, url, published, start, end, score,
+        focus=focus, story_id=story, copy_of=copy_of, chunk_index=index,
+    )  # fmt: skip
