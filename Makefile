@@ -36,7 +36,7 @@ lint: setup
 	$(PY) -m mypy
 
 bench: setup
-	$(PY) bench/ingest.py
+	$(PY) bench/ingest_speed.py
 	$(PY) bench/query.py
 
 clean:

@@ -9,7 +9,7 @@ with Newsdesk's own incremental ingest, and kept under --stores, so only the fir
 Questions come from dev_questions.jsonl, each asked with its question_date as the as-of date. The baseline
 in the same run is Chroma's vector search alone (the query embedding included), the search a plain Chroma +
 llama-index setup does. `--store` measures a store built already (the evaluation's store of the whole
-2022 corpus is the 5,000 store), and `--set` changes retrieval settings as `python -m rag.eval --set` does.
+2022 corpus is the 5,000 store), and `--set` changes retrieval settings as `bench/evaluate.py --set` does.
 """
 
 from __future__ import annotations

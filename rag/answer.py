@@ -155,7 +155,7 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
 
 @lru_cache(maxsize=1)
 def _porter() -> Any:
-    from nltk.stem import PorterStemmer  # nltk comes with llama-index-core; the stemmer needs no data
+    from nltk.stem import PorterStemmer  # the stemmer needs no data files
 
     return PorterStemmer()
 

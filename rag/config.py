@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class RetrievalConfig(BaseModel):
     """How passages are found, fused, weighed and trimmed: every tuned number of retrieval in one place.
 
-    Change one for a run with `python -m rag.eval --set NAME=VALUE`, or for good with
+    Change one for a run with `bench/evaluate.py --set NAME=VALUE`, or for good with
     `NEWSDESK_RETRIEVAL__NAME=VALUE`; docs/evaluation.md says how each value was measured.
     """
 

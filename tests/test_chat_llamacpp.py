@@ -109,7 +109,7 @@ def test_real_chat_model_does_not_obey_an_instruction_inside_an_article(
 
 
 def test_evaluation_measures_the_real_chat_server(llama_server: str, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from rag.eval import main as evaluate
+    from evaluate import main as evaluate
 
     questions = tmp_path / "questions.jsonl"
     questions.write_text(

@@ -7,8 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from rag.eval import Outcome, Question, contains_answer, interval, main, read_questions, summarize
+from evaluate import Outcome, Question, contains_answer, interval, main, read_questions, summarize
 
 ARTICLES = [
     (

@@ -1,11 +1,13 @@
-"""`python -m rag.eval`: measure retrieval and answers on news questions whose answering articles are known.
+"""Measure retrieval and answers on news questions whose answering articles are known. It builds its own
+store of the corpus with Newsdesk's ingest, so it sits above both `ingest/` and `rag/`.
 
 Each question is asked with its `question_date` as the as-of date. The ranked passages are mapped to
 their articles (first appearance), and the gold articles' ranks give Hit@1/5/10, MRR@k and Recall@k. The
 default answerer answers from the first passages, as `python -m rag ask` would; its answer is checked for
 the expected answer text and for citing a gold article.
 
-    python -m rag.eval --questions dev_questions.jsonl --corpus corpus.jsonl.gz [--store DIR] [-k 10]
+    .venv/bin/python bench/evaluate.py --questions dev_questions.jsonl --corpus corpus.jsonl.gz
+        [--store DIR] [-k 10]
         [--set recent_floor=0.5 ...] [--out ranks.jsonl] [--against earlier-ranks.jsonl]
 
 Every figure comes with a 95% bootstrap interval over questions; `--against` gives the paired difference
@@ -397,7 +399,7 @@ def render_changes(changes: dict[str, tuple[float, float, float]], *, against: P
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m rag.eval",
+        prog="bench/evaluate.py",
         description="Measure retrieval (Hit@1/5/10, MRR, Recall by article) and answers on known questions.",
     )
     parser.add_argument(

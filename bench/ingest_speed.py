@@ -1,6 +1,6 @@
 """Benchmark ingest against the model's own throughput and the llama-index tutorial pipeline.
 
-    .venv/bin/python bench/ingest.py [--articles 1000]
+    .venv/bin/python bench/ingest_speed.py [--articles 1000]
 
 Takes the first N articles of ../shared/corpora/rtqa_news_articles_2022_2026.jsonl.gz and measures, each phase
 in its own process (so peak RSS is its own):
