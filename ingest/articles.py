@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import email.utils
 import gzip
 import io
@@ -11,7 +12,7 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -138,8 +139,26 @@ def parse_published(value: object) -> datetime | None:
     return _fixed_offset(parsed) if parsed else None
 
 
+# Byte-order marks of the wide Unicode encodings; UTF-32's first (UTF-32-LE's starts as UTF-16-LE's does).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)  # fmt: skip
+
+
+def bom_encoding(data: bytes) -> str | None:
+    """The UTF-16 or UTF-32 encoding whose byte-order mark starts the data, or None."""
+    return next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
+
+
 def decode_bytes(data: bytes) -> tuple[str, tuple[str, ...]]:
-    """Decode UTF-8 (with or without BOM), else cp1252 then latin-1 with a warning."""
+    """Decode UTF-8 (with or without BOM), or UTF-16/UTF-32 that starts with its BOM (with a warning), else
+    cp1252 then latin-1 with a warning."""
+    if wide := bom_encoding(data):
+        try:
+            return data.decode(wide), (f"{wide.upper()} text (byte-order mark); decoded as {wide.upper()}",)
+        except UnicodeDecodeError:
+            pass
     try:
         return data.decode("utf-8-sig"), ()
     except UnicodeDecodeError:
@@ -208,6 +227,8 @@ def _text_article(text: str, *, source: SourceFile, warnings: tuple[str, ...]) -
 
 def decode_html(data: bytes) -> tuple[str, tuple[str, ...]]:
     """Decode a web page as UTF-8, else in the charset it declares, else as decode_bytes does."""
+    if bom_encoding(data):
+        return decode_bytes(data)
     try:
         return data.decode("utf-8-sig"), ()
     except UnicodeDecodeError:
@@ -312,15 +333,25 @@ def _read_json_lines(source: SourceFile, *, config: Settings) -> Iterator[Articl
     path = source.path
     try:
         with _open_binary(path) as stream:
-            problem = _content_problem(stream.read(SNIFF_BYTES))
+            start = stream.read(SNIFF_BYTES)
+            problem = _content_problem(start)
             if problem:
                 yield Failure(str(path), problem)
                 return
             stream.seek(0)
-            for number, line in enumerate(stream, start=1):
+            wide = bom_encoding(start)
+            # UTF-16 and UTF-32 lines are read as text and passed on as UTF-8, with a warning.
+            lines = (
+                (line.encode("utf-8") for line in io.TextIOWrapper(stream, encoding=wide, newline="\n"))  # type: ignore[type-var]
+                if wide
+                else stream
+            )
+            note = (f"{wide.upper()} text (byte-order mark); decoded as {wide.upper()}",) if wide else ()
+            for number, line in enumerate(lines, start=1):
                 if line.strip():
-                    yield _line_article(line, number, source=source, config=config)
-    except (OSError, EOFError, zlib.error) as exc:
+                    read = _line_article(line, number, source=source, config=config)
+                    yield replace(read, warnings=read.warnings + note) if isinstance(read, Article) else read
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         yield Failure(str(path), _stream_reason(path, exc))
 
 
@@ -470,7 +501,7 @@ def _content_problem(data: bytes) -> str | None:
     """Say why the start of a file holds no text (empty, or binary), or None when it may."""
     if not data.strip():
         return "the file is empty"
-    if b"\0" in data[:SNIFF_BYTES]:
+    if b"\0" in data[:SNIFF_BYTES] and not bom_encoding(data):  # UTF-16 and UTF-32 text hold NUL bytes
         return "the file looks binary (NUL bytes near the start); save articles as UTF-8 text"
     return None
 
@@ -487,4 +518,6 @@ def _stream_reason(path: Path, exc: Exception) -> str:
     """Explain why a JSON Lines file stopped, saying whether it is the gzip data that is broken."""
     if isinstance(exc, OSError) and not isinstance(exc, gzip.BadGzipFile):
         return _os_reason(path, exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return f"the text is not valid {exc.encoding.upper()} ({exc.reason}); records before it were read"
     return f"the gzip data is corrupt ({exc}); records before the damage were read"

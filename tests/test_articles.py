@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import shutil
@@ -378,6 +379,48 @@ def test_each_bad_file_fails_alone_and_the_good_ones_are_read(tmp_path: Path) ->
     assert articles["good.txt"].text == BODY
     assert articles["cp1252.txt"].text == "Café owners “welcome” the new rules."
     assert articles["cp1252.txt"].warnings == ("not valid UTF-8; decoded as cp1252",)
+
+
+def test_utf16_and_utf32_text_with_a_byte_order_mark_is_read_and_binary_is_still_refused(
+    tmp_path: Path,
+) -> None:
+    text = "---\ntitle: Ferry strike ends\n---\nThe ferry crews of Velmora returned to work on Monday."
+    (tmp_path / "windows.txt").write_bytes(text.encode("utf-16"))  # Notepad's "Unicode": BOM + UTF-16-LE
+    (tmp_path / "mac.md").write_bytes(codecs.BOM_UTF16_BE + text.encode("utf-16-be"))
+    (tmp_path / "wide.md").write_bytes(text.encode("utf-32"))
+    page = (
+        "<html><head><title>Ferry strike ends</title></head><body><article><p>"
+        + BODY
+        + "</p></article></body></html>"
+    )
+    (tmp_path / "page.html").write_bytes(page.encode("utf-16"))
+    lines = "\n".join(json.dumps({"title": f"Ferry {n}", "text": BODY}, ensure_ascii=False) for n in (1, 2))
+    (tmp_path / "records.jsonl").write_bytes(lines.encode("utf-16"))
+    (tmp_path / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00binary")
+
+    items = read(tmp_path)
+
+    assert failures_by_file(items) == {
+        "image.txt": "the file looks binary (NUL bytes near the start); save articles as UTF-8 text"
+    }
+    articles = {Path(item.source).name: item for item in items if isinstance(item, Article)}
+    assert articles.keys() == {
+        "windows.txt",
+        "mac.md",
+        "wide.md",
+        "page.html",
+        "records.jsonl#1",
+        "records.jsonl#2",
+    }
+    for name in ("windows.txt", "mac.md", "wide.md"):
+        assert articles[name].title == "Ferry strike ends"
+        assert articles[name].text == "The ferry crews of Velmora returned to work on Monday."
+    assert articles["windows.txt"].warnings == ("UTF-16 text (byte-order mark); decoded as UTF-16",)
+    assert articles["wide.md"].warnings == ("UTF-32 text (byte-order mark); decoded as UTF-32",)
+    assert articles["page.html"].title == "Ferry strike ends"
+    assert articles["page.html"].text.split() == BODY.split()
+    assert articles["records.jsonl#2"].title == "Ferry 2" and articles["records.jsonl#2"].text == BODY
+    assert "UTF-16" in articles["records.jsonl#1"].warnings[-1]
 
 
 def test_files_and_records_over_the_size_limit_fail(tmp_path: Path) -> None:
