@@ -85,10 +85,16 @@ class Failure:
 
     source: str
     reason: str
+    # Whether what is stored from it is kept by --prune: yes for a file that could not be read this time,
+    # no for a link that leads out of the folder or whose target is gone.
+    keeps_stored: bool = True
 
 
 def read_articles(source: SourceFile, *, config: Settings) -> Iterator[Article | Failure]:
     """Yield the articles of one file, and a Failure for each part that could not be read."""
+    if source.refused:
+        yield Failure(str(source.path), source.refused, keeps_stored=False)
+        return
     suffix = suffix_of(source.path)
     if suffix in TEXT_SUFFIXES or suffix in HTML_SUFFIXES:
         yield _read_single(source, config=config)
@@ -192,7 +198,7 @@ def _read_file(path: Path, *, config: Settings | None) -> bytes | Failure:
             return Failure(str(path), too_big)
         data = path.read_bytes()
     except OSError as exc:
-        return Failure(str(path), _os_reason(path, exc))
+        return Failure(str(path), _os_reason(path, exc), keeps_stored=not _dangling(path))
     problem = _content_problem(data)
     return Failure(str(path), problem) if problem else data
 
@@ -504,6 +510,10 @@ def _content_problem(data: bytes) -> str | None:
     if b"\0" in data[:SNIFF_BYTES] and not bom_encoding(data):  # UTF-16 and UTF-32 text hold NUL bytes
         return "the file looks binary (NUL bytes near the start); save articles as UTF-8 text"
     return None
+
+
+def _dangling(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
 
 
 def _os_reason(path: Path, exc: OSError) -> str:

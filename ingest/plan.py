@@ -95,7 +95,7 @@ def _vanished(
     failures: Sequence[Failure],
 ) -> list[str]:
     """Return stored articles from these roots whose file or record is gone (files that failed are kept)."""
-    failed_files = {failure.source.split("#", 1)[0] for failure in failures}
+    failed_files = {failure.source.split("#", 1)[0] for failure in failures if failure.keeps_stored}
     return sorted(
         entry.article_id
         for entry in catalog.values()

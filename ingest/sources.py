@@ -19,6 +19,7 @@ class SourceFile:
 
     root: Path
     path: Path
+    refused: str | None = None  # why it must not be read (a symbolic link that leads out of the folder)
 
     @property
     def relative_id(self) -> str:
@@ -37,35 +38,70 @@ def suffix_of(path: Path) -> str | None:
 
 
 def discover_files(paths: Sequence[Path]) -> list[SourceFile]:
-    """List the article files under each folder, and each file named directly, in a stable order."""
+    """List the article files under each folder, and each file named directly, in a stable order.
+
+    Nothing outside the folders named is read: a symbolic link whose target lies outside all of them is
+    listed as refused (a link to a folder outside is not walked), and a file reached through several
+    paths inside them (a link and its target) is listed once, by its own path where it has one.
+    """
+    folders = [path for path in paths if path.is_dir()]
+    inside = [path.resolve() for path in folders]
     files: list[SourceFile] = []
     for path in paths:
         if path.is_dir():
-            files.extend(SourceFile(root=path, path=found) for found in _walk(path, seen=set()))
+            files.extend(_walk(path, root=path, inside=inside, seen=set()))
         elif path.exists() or path.is_symlink():
             # A file named directly is always read, so an unsupported type is reported, not skipped.
             files.append(SourceFile(root=path, path=path))
         else:
             raise FileNotFoundError(f"{path} does not exist: name a folder of articles or an article file")
-    return files
+    return _once_each(files)
 
 
-def _walk(folder: Path, *, seen: set[Path]) -> list[Path]:
-    """List supported, non-hidden files under a folder, sorted, following folder symlinks once."""
+def _walk(folder: Path, *, root: Path, inside: list[Path], seen: set[Path]) -> list[SourceFile]:
+    """List supported, non-hidden files under a folder, sorted, following folder symlinks that stay inside
+    the folders named, once each."""
     real = folder.resolve()
     if real in seen:
         return []
     seen.add(real)
-    found: list[Path] = []
+    found: list[SourceFile] = []
     for entry in sorted(folder.iterdir(), key=lambda entry: entry.name):
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
-            found.extend(_walk(entry, seen=seen))
+        if entry.is_symlink() and (escape := _escapes(entry, inside)):
+            if entry.is_dir() or suffix_of(entry):
+                found.append(SourceFile(root=root, path=entry, refused=escape))
+        elif entry.is_dir():
+            found.extend(_walk(entry, root=root, inside=inside, seen=seen))
         elif suffix_of(entry) and (entry.is_file() or entry.is_symlink()):
             # A dangling symlink is kept so that reading it reports the broken link.
-            found.append(entry)
+            found.append(SourceFile(root=root, path=entry))
     return found
+
+
+def _escapes(link: Path, inside: list[Path]) -> str | None:
+    """Why a symbolic link must not be followed (its target is outside the folders named, or it loops)."""
+    try:
+        target = link.resolve()
+    except (RuntimeError, OSError):  # a loop of links
+        return "symbolic link loop; it leads nowhere"
+    if any(target == folder or folder in target.parents for folder in inside):
+        return None
+    return f"symbolic link leads outside the folder (to {target}); not read"
+
+
+def _once_each(files: list[SourceFile]) -> list[SourceFile]:
+    """Keep one listing of each file reached through several paths: its own path before a link's."""
+    chosen: dict[Path, SourceFile] = {}
+    for source in files:
+        if source.refused or not source.path.exists():
+            continue
+        real = source.path.resolve()
+        if real not in chosen or (chosen[real].path.is_symlink() and not source.path.is_symlink()):
+            chosen[real] = source
+    kept = set(map(id, chosen.values()))
+    return [s for s in files if s.refused or not s.path.exists() or id(s) in kept]
 
 
 # --- the sources file: folders, feeds and pages polled together --------------------------------------------

@@ -273,3 +273,37 @@ def test_a_reader_thread_never_sees_an_article_half_written(config, embedder, tm
         stored = sum(len(t) for t in store.passage_texts(list(store.articles())).values())
     assert still_waiting, "the read went through in the middle of the write's transaction"
     assert seen == [(1, stored)] and stored >= 1
+
+
+def test_symbolic_links_never_lead_ingest_out_of_the_folder(ingest, config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    outside = tmp_path / "private"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(
+        "Secret title\n\nThe vault code is 4471 and the safe is behind the mirror."
+    )
+    (outside / "notes").mkdir()
+    (outside / "notes" / "diary.md").write_text(
+        "# Diary\n\nThe password of the router is hunter2, dear diary."
+    )
+    news = tmp_path / "news"
+    (real,) = write_articles(news, 1)
+    (news / "secret.txt").symlink_to(outside / "secret.txt")
+    (news / "notes").symlink_to(outside / "notes", target_is_directory=True)
+    (news / "again.txt").symlink_to(real)  # a link that stays inside: read once, as the article itself
+    (news / "loop.txt").symlink_to(news / "loop.txt")
+
+    summary = ingest(news)
+
+    reasons = {Path(f.source).name: f.reason for f in summary.failures}
+    assert set(reasons) == {"secret.txt", "notes", "loop.txt"}
+    assert reasons["secret.txt"].startswith("symbolic link leads outside the folder")
+    assert reasons["notes"].startswith("symbolic link leads outside the folder")
+    assert "loop" in reasons["loop.txt"]
+    state = snapshot(config)
+    assert list(state.catalog) == [f"news/{real.name}"] and summary.new == 1
+    assert keyword_hits(config, "vault") == [] and keyword_hits(config, "router") == []
+
+    # The target of the inside link goes: --prune removes its article, and nothing else is stored.
+    real.unlink()
+    pruned = ingest(news, prune=True)
+    assert pruned.removed == 1 and snapshot(config).catalog == {}
