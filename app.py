@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from ingest.pipeline import ingest_sources
-from ingest.sources import SourceSet, SourcesFileError, add_to_sources_file, read_sources_file
+from ingest.sources import SourceSet, SourcesFileError, add_to_sources_file, read_sources_file, save_upload
 from rag.answer import DatedLine, Revised, Sources, TextDelta, answerer_for
 from rag.citations import escape_markdown, highlight_html, safe_url
 from rag.config import Settings, load_settings
@@ -200,16 +200,15 @@ def run_ingest(config: Settings, store: Any, embedder: Any, sources: SourceSet) 
 def save_and_ingest(config: Settings, store: Any, embedder: Any, uploads: list[Any]) -> None:
     """Save new uploads into the corpus folder and ingest them (once per file)."""
     done = st.session_state.setdefault("uploaded", set())
-    folder = config.corpus_dir / "uploads"
     saved = []
     for upload in uploads:
         key = (upload.name, upload.size)
-        name = Path(upload.name).name.lstrip(".")
-        if key in done or not name:
+        if key in done or not Path(upload.name).name.lstrip("."):
             continue
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(upload.getvalue())
-        saved.append(folder / name)
+        try:
+            saved.append(save_upload(config.corpus_dir, upload.name, upload.getvalue()))
+        except (OSError, ValueError) as error:
+            st.sidebar.error(f"{upload.name} was not saved: {error}")
         done.add(key)
     if saved:
         run_ingest(config, store, embedder, SourceSet(paths=tuple(saved)))

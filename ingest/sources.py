@@ -104,6 +104,22 @@ def _once_each(files: list[SourceFile]) -> list[SourceFile]:
     return [s for s in files if s.refused or not s.path.exists() or id(s) in kept]
 
 
+def save_upload(corpus_dir: Path, name: str, data: bytes) -> Path:
+    """Save an uploaded article as `uploads/<name>` in the corpus folder and return its path. A link already
+    at that name is replaced, never written through; an `uploads` folder that leads outside the corpus
+    folder is refused (ValueError)."""
+    folder = corpus_dir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = corpus_dir.resolve()
+    if folder.is_symlink() or corpus not in folder.resolve().parents:
+        raise ValueError(f"{folder} leads outside the corpus folder {corpus}; uploads are not saved there")
+    path = folder / Path(name).name.lstrip(".")
+    if path.is_symlink():
+        path.unlink()
+    path.write_bytes(data)
+    return path
+
+
 # --- the sources file: folders, feeds and pages polled together --------------------------------------------
 
 SOURCE_KINDS = ("folders", "feeds", "pages")

@@ -307,3 +307,25 @@ def test_symbolic_links_never_lead_ingest_out_of_the_folder(ingest, config, tmp_
     real.unlink()
     pruned = ingest(news, prune=True)
     assert pruned.removed == 1 and snapshot(config).catalog == {}
+
+
+def test_an_upload_never_writes_through_a_link_out_of_the_corpus_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ingest.sources import save_upload
+
+    outside = tmp_path / "system"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0")
+    corpus = tmp_path / "corpus"
+    (corpus / "uploads").mkdir(parents=True)
+    (corpus / "uploads" / "story.txt").symlink_to(outside / "passwd")
+
+    saved = save_upload(corpus, "story.txt", b"Ferry strike ends\n\nThe crews returned on Monday.")
+    assert not saved.is_symlink() and saved.read_bytes().startswith(b"Ferry strike ends")
+    assert (outside / "passwd").read_text() == "root:x:0:0"
+
+    (corpus / "uploads" / "story.txt").unlink()
+    (corpus / "uploads").rmdir()
+    (corpus / "uploads").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ValueError, match="leads outside the corpus folder"):
+        save_upload(corpus, "passwd", b"overwritten")
+    assert (outside / "passwd").read_text() == "root:x:0:0"
