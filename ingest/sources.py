@@ -37,6 +37,9 @@ def suffix_of(path: Path) -> str | None:
     return next((suffix for suffix in SUPPORTED_SUFFIXES if name.endswith(suffix)), None)
 
 
+_SPECIAL = "not a regular file (a pipe, socket or device); not read"
+
+
 def discover_files(paths: Sequence[Path]) -> list[SourceFile]:
     """List the article files under each folder, and each file named directly, in a stable order.
 
@@ -50,6 +53,8 @@ def discover_files(paths: Sequence[Path]) -> list[SourceFile]:
     for path in paths:
         if path.is_dir():
             files.extend(_walk(path, root=path, inside=inside, seen=set()))
+        elif path.exists() and not path.is_file():  # a pipe, socket or device named directly
+            files.append(SourceFile(root=path, path=path, refused=_SPECIAL))
         elif path.exists() or path.is_symlink():
             # A file named directly is always read, so an unsupported type is reported, not skipped.
             files.append(SourceFile(root=path, path=path))
@@ -77,6 +82,10 @@ def _walk(folder: Path, *, root: Path, inside: list[Path], seen: set[Path]) -> l
         elif suffix_of(entry) and (entry.is_file() or entry.is_symlink()):
             # A dangling symlink is kept so that reading it reports the broken link.
             found.append(SourceFile(root=root, path=entry))
+        elif suffix_of(entry):  # a named pipe, socket or device: opening it could wait forever
+            found.append(
+                SourceFile(root=root, path=entry, refused="not a regular file (a pipe, socket or device)")
+            )
     return found
 
 
