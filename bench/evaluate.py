@@ -31,14 +31,14 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from ingest.pipeline import ingest_paths
-from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer, Revised, Sources, TextDelta, answerer_for
-from rag.config import RetrievalConfig, Settings, StoryConfig, load_settings, with_overrides
+from rag.answer import Answerer, ExtractiveAnswerer, Revised, Sources, TextDelta, answerer_for
+from rag.config import AnswerConfig, RetrievalConfig, Settings, StoryConfig, load_settings, with_overrides
+from rag.conversation import answer_from
 from rag.documents import Passage
 from rag.embeddings import embedding_model_for
 from rag.retrieve import ANSWER_PASSAGES, Query, Retrieval, content_terms, retrieve
 from rag.store import PassageFilter, Store, StoreError, open_store
-from rag.stories import with_stories
-from rag.support import is_refusal, with_checks
+from rag.support import is_refusal
 
 RETRIEVERS = ("newsdesk", "dense", "keyword")
 DEPTH = 40  # passages ranked per question, enough to reach k distinct articles
@@ -278,7 +278,7 @@ def evaluate(
     config: RetrievalConfig,
     retriever: str = "newsdesk",
     k: int = 10,
-    min_support: float = 0.5,
+    answering: AnswerConfig | None = None,
     stories: StoryConfig | None = None,
 ) -> Iterator[Outcome]:
     """Ask every question and yield what it got."""
@@ -290,7 +290,7 @@ def evaluate(
         sources: Sources | None = None
         if answerer is not None and retrieval is not None:
             answer, sources = _answer(
-                answerer, question, retrieval, store=store, min_support=min_support, stories=stories
+                answerer, question, retrieval, store=store, answering=answering, stories=stories
             )
         cited = [c.passage.article_id for c in sources.citations] if sources else []
         checks = sources.checks if sources else ()
@@ -321,26 +321,16 @@ def _answer(
     retrieval: Retrieval,
     *,
     store: Store,
-    min_support: float,
+    answering: AnswerConfig | None,
     stories: StoryConfig | None,
 ) -> tuple[str, Sources]:
-    """Answer as `python -m rag ask` does: checked, revised once when a chat model's answer needs it, and
-    its sources dated (with the warning when a question about now has only older ones)."""
+    """Answer as `python -m rag ask` does (`answer_from`), collecting the text and the sources."""
     text: list[str] = []
     sources = Sources([], 0, getattr(answerer, "mode", ""))
-    events = with_stories(
-        with_checks(
-            answerer.answer(question.question, retrieval.passages, as_of=question.as_of),
-            min_overlap=min_support,
-            question=question.question,
-            reviser=answerer if isinstance(answerer, ChatAnswerer) else None,
-            passages=retrieval.passages,
-        ),
-        store=store,
-        frame=retrieval.frame,
-        as_of=question.as_of,
-        config=stories or StoryConfig(),
-    )
+    events = answer_from(
+        question.question, retrieval, as_of=question.as_of, store=store, answerer=answerer, stories=stories,
+        answering=answering,
+    )  # fmt: skip
     for event in events:
         if isinstance(event, TextDelta):
             text.append(event.text)
@@ -491,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                     config=config.retrieval,
                     retriever=args.retriever,
                     k=args.k,
-                    min_support=config.answer.min_support,
+                    answering=config.answer,
                     stories=config.stories,
                 )
             )

@@ -157,12 +157,16 @@ def bom_encoding(data: bytes) -> str | None:
     return next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
 
 
+def _wide_note(encoding: str) -> str:
+    return f"{encoding.upper()} text (byte-order mark); decoded as {encoding.upper()}"
+
+
 def decode_bytes(data: bytes) -> tuple[str, tuple[str, ...]]:
     """Decode UTF-8 (with or without BOM), or UTF-16/UTF-32 that starts with its BOM (with a warning), else
     cp1252 then latin-1 with a warning."""
     if wide := bom_encoding(data):
         try:
-            return data.decode(wide), (f"{wide.upper()} text (byte-order mark); decoded as {wide.upper()}",)
+            return data.decode(wide), (_wide_note(wide),)
         except UnicodeDecodeError:
             pass
     try:
@@ -352,7 +356,7 @@ def _read_json_lines(source: SourceFile, *, config: Settings) -> Iterator[Articl
                 if wide
                 else stream
             )
-            note = (f"{wide.upper()} text (byte-order mark); decoded as {wide.upper()}",) if wide else ()
+            note = (_wide_note(wide),) if wide else ()
             for number, line in enumerate(lines, start=1):
                 if line.strip():
                     read = _line_article(line, number, source=source, config=config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
@@ -115,9 +115,10 @@ def ingest_sources(
         files = discover_files(roots)
         recovered = [] if dry_run else store.recover()
         catalog = store.articles()
-        fetcher = resources.enter_context(Fetcher(config)) if feeds or pages else None
-        fetch_state = FetchState(config.data_dir)
-        web = WebReader(fetcher, catalog, fetch_state.validators) if fetcher else None
+        web, fetch_state = None, None
+        if feeds or pages:
+            fetch_state = resources.enter_context(closing(FetchState(config.data_dir)))
+            web = WebReader(resources.enter_context(Fetcher(config)), catalog, fetch_state.validators)
         read = chain(_read_all(files, config), web.read(list(pages), list(feeds)) if web else ())
         plan = plan_run(read, catalog, roots=roots, prune=prune)
         splitter = make_splitter(config)
@@ -147,7 +148,7 @@ def ingest_sources(
             summary.story_seconds = stories.seconds
             if plan.to_embed or plan.duplicates:
                 store.record_run(started_at, new=len(plan.new), changed=len(plan.changed))
-            if web and web.validators:  # only now that what they vouch for is stored
+            if web and fetch_state and web.validators:  # only now that what they vouch for is stored
                 fetch_state.save(web.validators)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -47,8 +47,7 @@ def discover_files(paths: Sequence[Path]) -> list[SourceFile]:
     listed as refused (a link to a folder outside is not walked), and a file reached through several
     paths inside them (a link and its target) is listed once, by its own path where it has one.
     """
-    folders = [path for path in paths if path.is_dir()]
-    inside = [path.resolve() for path in folders]
+    inside = [path.resolve() for path in paths if path.is_dir()]
     files: list[SourceFile] = []
     for path in paths:
         if path.is_dir():
@@ -83,9 +82,7 @@ def _walk(folder: Path, *, root: Path, inside: list[Path], seen: set[Path]) -> l
             # A dangling symlink is kept so that reading it reports the broken link.
             found.append(SourceFile(root=root, path=entry))
         elif suffix_of(entry):  # a named pipe, socket or device: opening it could wait forever
-            found.append(
-                SourceFile(root=root, path=entry, refused="not a regular file (a pipe, socket or device)")
-            )
+            found.append(SourceFile(root=root, path=entry, refused=_SPECIAL))
     return found
 
 
@@ -103,14 +100,18 @@ def _escapes(link: Path, inside: list[Path]) -> str | None:
 def _once_each(files: list[SourceFile]) -> list[SourceFile]:
     """Keep one listing of each file reached through several paths: its own path before a link's."""
     chosen: dict[Path, SourceFile] = {}
+    dropped: set[int] = set()
     for source in files:
         if source.refused or not source.path.exists():
-            continue
+            continue  # refused, or a dangling link: kept, so that reading it says why
         real = source.path.resolve()
-        if real not in chosen or (chosen[real].path.is_symlink() and not source.path.is_symlink()):
-            chosen[real] = source
-    kept = set(map(id, chosen.values()))
-    return [s for s in files if s.refused or not s.path.exists() or id(s) in kept]
+        held = chosen.setdefault(real, source)
+        if held is source:
+            continue
+        if held.path.is_symlink() and not source.path.is_symlink():  # the file's own path wins
+            chosen[real], source = source, held
+        dropped.add(id(source))
+    return [source for source in files if id(source) not in dropped]
 
 
 def save_upload(corpus_dir: Path, name: str, data: bytes) -> Path:

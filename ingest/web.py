@@ -44,41 +44,33 @@ class Fetched:
 
 class FetchState:
     """What a web server said about each URL (ETag, Last-Modified), remembered between runs in the data
-    folder's catalog file, so the next request can be conditional. A rebuilt store drops it with the rest."""
+    folder's catalog file, so the next request can be conditional. A rebuilt store drops it with the rest.
+    One connection for a run; close it when the run ends."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "newsdesk.sqlite"
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute(
+        self.db = sqlite3.connect(data_dir / "newsdesk.sqlite", timeout=30)
+        self.db.execute(
             "CREATE TABLE IF NOT EXISTS fetch_state "
             "(url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, checked_at TEXT)"
         )
-        return db
 
     def validators(self, url: str) -> tuple[str | None, str | None]:
         """The ETag and Last-Modified a server last sent for this URL (None, None when never fetched)."""
-        db = self._connect()
-        try:
-            row = db.execute("SELECT etag, last_modified FROM fetch_state WHERE url = ?", (url,)).fetchone()
-        finally:
-            db.close()
+        row = self.db.execute("SELECT etag, last_modified FROM fetch_state WHERE url = ?", (url,)).fetchone()
         return (row[0], row[1]) if row else (None, None)
 
     def save(self, validators: dict[str, tuple[str | None, str | None]]) -> None:
         """Remember validators once what they vouch for is stored (never before: a 304 would lose it)."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        db = self._connect()
-        try:
-            with db:
-                db.executemany(
-                    "INSERT OR REPLACE INTO fetch_state (url, etag, last_modified, checked_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    [(url, etag, modified, now) for url, (etag, modified) in validators.items()],
-                )
-        finally:
-            db.close()
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO fetch_state (url, etag, last_modified, checked_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(url, etag, modified, now) for url, (etag, modified) in validators.items()],
+            )
+
+    def close(self) -> None:
+        self.db.close()
 
 
 def is_web_url(text: str) -> bool:

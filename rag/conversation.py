@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
@@ -52,18 +53,36 @@ def ask(
         )
         return Turn(query.question, standalone, retrieval, events)
     retrieval = retrieve(replace(query, question=standalone), store=store, embedder=embedder, config=config)
-    answer = answerer.answer(standalone, retrieval.passages, as_of=query.as_of)
-    events = with_stories(
+    events = answer_from(
+        standalone, retrieval, as_of=query.as_of, store=store, answerer=answerer, stories=stories,
+        answering=answering,
+    )  # fmt: skip
+    return Turn(query.question, standalone, retrieval, events)
+
+
+def answer_from(
+    question: str,
+    retrieval: Retrieval,
+    *,
+    as_of: date,
+    store: Store,
+    answerer: Answerer,
+    stories: StoryConfig | None = None,
+    answering: AnswerConfig | None = None,
+) -> Iterator[AnswerEvent]:
+    """The answer to a question from the passages found: each sentence checked against its sources (a chat
+    answer revised once when it needs it), and the sources dated, with a warning when a question about now
+    has only older ones."""
+    return with_stories(
         with_checks(
-            answer,
+            answerer.answer(question, retrieval.passages, as_of=as_of),
             min_overlap=(answering or AnswerConfig()).min_support,
-            question=standalone,
+            question=question,
             reviser=answerer if isinstance(answerer, ChatAnswerer) else None,
             passages=retrieval.passages,
         ),
         store=store,
         frame=retrieval.frame,
-        as_of=query.as_of,
-        config=stories,
+        as_of=as_of,
+        config=stories or StoryConfig(),
     )
-    return Turn(query.question, standalone, retrieval, events)
