@@ -22,7 +22,7 @@ from ingest.stories import StoryIndex, group_stored
 from ingest.web import Fetcher, FetchState
 from rag.config import Settings
 from rag.documents import Article, Chunk
-from rag.store import ArticleWrite, Store, hold_lock
+from rag.store import ArticleWrite, Store
 
 # Passages are sorted by length within each write group (Settings.write_group): across 1,024 passages,
 # padding costs ~0.5% of the model's work; in groups of 64 in article order it costs ~4%.
@@ -107,10 +107,7 @@ def ingest_sources(
     paths, feeds, pages = sources.paths, sources.feeds, sources.pages
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="microseconds")
-    with (
-        hold_lock(config.data_dir / ".ingest.lock", what="Another ingest is running on this data folder"),
-        ExitStack() as resources,
-    ):
+    with store.writing(), ExitStack() as resources:
         roots = [path.resolve() if path.is_dir() else path.absolute() for path in paths]
         files = discover_files(roots)
         recovered = [] if dry_run else store.recover()
@@ -141,13 +138,14 @@ def ingest_sources(
                 stories=stories,
                 progress=progress,
                 group=config.write_group,
+                run=started_at,
             )
             store.record_duplicates(
-                plan.duplicates, stories={a.article_id: stories.duplicate_link(o) for a, o in plan.duplicates}
+                plan.duplicates,
+                stories={a.article_id: stories.duplicate_link(o) for a, o in plan.duplicates},
+                run=started_at,
             )
             summary.story_seconds = stories.seconds
-            if plan.to_embed or plan.duplicates:
-                store.record_run(started_at, new=len(plan.new), changed=len(plan.changed))
             if web and fetch_state and web.validators:  # only now that what they vouch for is stored
                 fetch_state.save(web.validators)
     summary.seconds = time.perf_counter() - started
@@ -184,6 +182,7 @@ def _embed_and_write(
     stories: StoryIndex,
     progress: Progress | None,
     group: int,
+    run: str,
 ) -> None:
     total = sum(len(chunks) for chunks in pieces.values())
     if not total and not plan.to_embed:
@@ -217,7 +216,7 @@ def _embed_and_write(
             )
             writes.append(ArticleWrite(article, chunks, own, story))
             offset += len(chunks)
-        store.write(writes, replacing=changed)
+        store.write(writes, replacing=changed, run=run)
     bar.close()
 
 

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from ingest.pipeline import Summary, ingest_paths
 from rag.config import Settings
 from rag.embeddings import MiniLMEmbedding
+from rag.serve import wait_until_up
 from rag.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +122,37 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Start `chroma run` on a free loopback port; yield the environment that points Newsdesk at it."""
+    port = free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    process = subprocess.Popen(
+        [
+            str(chroma),
+            "run",
+            "--path",
+            str(tmp_path / "chroma-server"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/api/v2/heartbeat", process, what="chroma run")
+        yield {
+            "CHROMA_HOST": "127.0.0.1",
+            "CHROMA_PORT": str(port),
+            "NEWSDESK_DATA_DIR": str(tmp_path / "data"),
+        }
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def write_articles(folder: Path, count: int, *, paragraphs: int = 3, prefix: str = "story") -> list[Path]:

@@ -6,13 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SEEDS, free_port, write_articles
-from rag.serve import wait_until_up
+from conftest import ROOT, SEEDS, write_articles
 
 pytestmark = pytest.mark.slow
 
@@ -36,37 +34,6 @@ with open_store(load_settings()) as store:
         time.sleep(0.2)
 print(json.dumps({"seen": sorted(seen), "counts": counts}))
 """
-
-
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Start `chroma run` on a free loopback port; yield the environment that points Newsdesk at it."""
-    port = free_port()
-    chroma = Path(sys.executable).parent / "chroma"
-    process = subprocess.Popen(
-        [
-            str(chroma),
-            "run",
-            "--path",
-            str(tmp_path / "chroma-server"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/api/v2/heartbeat", process, what="chroma run")
-        yield {
-            "CHROMA_HOST": "127.0.0.1",
-            "CHROMA_PORT": str(port),
-            "NEWSDESK_DATA_DIR": str(tmp_path / "data"),
-        }
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_ingest_and_reader_share_a_chroma_server(chroma_server: dict[str, str], tmp_path: Path) -> None:

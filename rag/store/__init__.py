@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import chromadb
@@ -51,6 +53,19 @@ class Store(Schema, Writes, Search):
         self.dimension = dimension
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self._locks: list[Any] = []
+        # A rebuild empties the store only once it holds the lock every writer takes, and keeps it while
+        # the store is open, so it can neither empty a store another ingest is writing nor be overtaken.
+        self._holds_writer = rebuild
+        self._connections: list[sqlite3.Connection] = []
+        try:
+            self._open(rebuild=rebuild)
+        except BaseException:  # a store that is refused holds nothing
+            self.close()
+            raise
+
+    def _open(self, *, rebuild: bool) -> None:
+        if rebuild:
+            self._hold(self._writer_lock())
         self._client = self._connect_chroma()
         # One connection, shared by the app's session threads; the lock keeps their reads and writes apart.
         self.db = self._connect()
@@ -62,8 +77,8 @@ class Store(Schema, Writes, Search):
         self._common = (-1, -1, {})
         self._create_tables(rebuild=rebuild)
         self.collection = self._client.get_or_create_collection(
-            config.collection,
-            metadata={"embedding_model": model_name, "embedding_dimension": dimension},
+            self.config.collection,
+            metadata={"embedding_model": self.model_name, "embedding_dimension": self.dimension},
             configuration={"hnsw": {"space": "cosine"}},
             embedding_function=None,
         )
@@ -72,12 +87,14 @@ class Store(Schema, Writes, Search):
         self._measure_focus()
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(
+        connection = sqlite3.connect(
             self.config.data_dir / "newsdesk.sqlite",
             timeout=30,
             isolation_level=None,
             check_same_thread=False,
         )
+        self._connections.append(connection)
+        return connection
 
     def _connect_chroma(self) -> Any:
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
@@ -87,23 +104,49 @@ class Store(Schema, Writes, Search):
                 port=self.config.chroma_port or 8000,
                 settings=chroma_settings,
             )
-        lock = hold_lock(
-            self.config.data_dir / ".chroma.lock",
-            what=(
-                f"Another Newsdesk process is using the embedded store in {self.config.data_dir}. "
-                "Stop it, or start a Chroma server (`chroma run --path DIR`) and set CHROMA_HOST and "
-                "CHROMA_PORT so several processes can share the store"
-            ),
+        self._hold(
+            hold_lock(
+                self.config.data_dir / ".chroma.lock",
+                what=(
+                    f"Another Newsdesk process is using the embedded store in {self.config.data_dir}. "
+                    "Stop it, or start a Chroma server (`chroma run --path DIR`) and set CHROMA_HOST and "
+                    "CHROMA_PORT so several processes can share the store"
+                ),
+            )
         )
-        lock.__enter__()
-        self._locks.append(lock)
         return chromadb.PersistentClient(path=str(self.config.data_dir / "chroma"), settings=chroma_settings)
 
+    def _hold(self, lock: Any) -> None:
+        """Take a lock for as long as the store is open (released by `close`)."""
+        lock.__enter__()
+        self._locks.append(lock)
+
+    def _writer_lock(self) -> Any:
+        return hold_lock(
+            self.config.data_dir / ".ingest.lock",
+            what=(
+                f"Another ingest process is writing to the store in {self.config.data_dir}; nothing was "
+                "changed. Wait for it to finish, or stop it, and run this again"
+            ),
+        )
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the lock that every writer of this data folder takes (ingest, prune, regroup, rebuild) for
+        the duration, refusing at once if another process holds it; a store opened to rebuild holds it
+        already."""
+        if self._holds_writer:
+            yield
+            return
+        with self._writer_lock():
+            yield
+
     def close(self) -> None:
-        """Release the database and the folder lock."""
-        self._search_db.close()
-        self.db.close()
-        for lock in self._locks:
+        """Release the database and the folder locks."""
+        for connection in self._connections:
+            connection.close()
+        self._connections.clear()
+        for lock in reversed(self._locks):
             lock.__exit__(None, None, None)
         self._locks.clear()
 

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     started_at TEXT NOT NULL, finished_at TEXT NOT NULL, new INTEGER NOT NULL, changed INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS articles_story ON articles(story_id);
+CREATE UNIQUE INDEX IF NOT EXISTS ingest_runs_started ON ingest_runs(started_at);
 """
 
 

@@ -28,8 +28,11 @@ class Writes(Catalog):
             self.remove(pending)
         return pending
 
-    def write(self, writes: Sequence[ArticleWrite], *, replacing: Iterable[str] = ()) -> None:
-        """Store articles with their passages; `replacing` names those whose older version is stored."""
+    def write(
+        self, writes: Sequence[ArticleWrite], *, replacing: Iterable[str] = (), run: str | None = None
+    ) -> None:
+        """Store articles with their passages; `replacing` names those whose older version is stored, and
+        `run` (its start, ISO 8601) the ingest run they belong to, recorded with them."""
         if not writes:
             return
         ids = [w.article.article_id for w in writes]
@@ -50,7 +53,8 @@ class Writes(Catalog):
                 metadatas=metadatas[start:end],
             )
         counts = {w.article.article_id: len(w.chunks) for w in writes}
-        for article_id in set(replacing) & counts.keys():
+        changed = set(replacing) & counts.keys()
+        for article_id in changed:
             # A shorter new version must not leave the old version's tail behind.
             self.collection.delete(
                 where={"$and": [{"article_id": article_id}, {"chunk_index": {"$gte": counts[article_id]}}]}
@@ -73,13 +77,19 @@ class Writes(Catalog):
                         for c in item.chunks
                     ],
                 )
+            if run:
+                self._count_run(run, new=len(writes) - len(changed), changed=len(changed))
             self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
 
     def record_duplicates(
-        self, duplicates: Sequence[tuple[Article, str]], *, stories: dict[str, StoryLink] | None = None
+        self,
+        duplicates: Sequence[tuple[Article, str]],
+        *,
+        stories: dict[str, StoryLink] | None = None,
+        run: str | None = None,
     ) -> None:
         """Record articles whose text is already stored under another id (in the story `stories` gives
-        them); nothing is embedded."""
+        them, for the ingest `run`); nothing is embedded."""
         stories = stories or {}
         if not duplicates:
             return
@@ -90,6 +100,8 @@ class Writes(Catalog):
             for article, original in duplicates:
                 self._delete_rows(article.article_id)
                 self._insert_article(article, 0, duplicate_of=original, story=stories.get(article.article_id))
+            if run:
+                self._count_run(run, new=0, changed=0)
             self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
 
     def remove(self, article_ids: Sequence[str]) -> None:
@@ -116,13 +128,15 @@ class Writes(Catalog):
         with self._transaction():
             self.db.execute("UPDATE articles SET story_id = NULL, copy_of = NULL, minhash = NULL")
 
-    def record_run(self, started_at: str, *, new: int, changed: int) -> None:
-        """Remember an ingest run that stored something, for "what's new since the last ingest"."""
-        with self._transaction():
-            self.db.execute(
-                "INSERT INTO ingest_runs VALUES (?, ?, ?, ?)",
-                (started_at, datetime.now(UTC).isoformat(timespec="seconds"), new, changed),
-            )
+    def _count_run(self, started_at: str, *, new: int, changed: int) -> None:
+        """Count what an ingest run stored, for "what's new since the last ingest", in the transaction that
+        stores it: a run killed after any commit is remembered for what it did store."""
+        self.db.execute(
+            "INSERT INTO ingest_runs VALUES (?, ?, ?, ?) ON CONFLICT (started_at) DO UPDATE SET "
+            "finished_at = excluded.finished_at, new = new + excluded.new, "
+            "changed = changed + excluded.changed",
+            (started_at, datetime.now(UTC).isoformat(timespec="seconds"), new, changed),
+        )
 
     def _measure_focus(self) -> None:
         """Measure the focus of stored articles that lack it (a store from before it was kept), from the
