@@ -103,28 +103,32 @@ def check_url(url: str, config: Settings) -> str:
     for address in addresses:
         refusal = _refusal(address, config)
         if refusal:
-            raise FetchError(
-                f"refused: {host} is at {address}, {refusal}; set NEWSDESK_ALLOW_PRIVATE_NETWORKS=1 to fetch "
-                "from your own network"
-            )
+            reason, setting = refusal
+            hint = f"; set {setting}=1 to fetch from it" if setting else ""
+            raise FetchError(f"refused: {host} is at {address}, {reason}{hint}")
     if not addresses:
         raise FetchError(f"cannot resolve the host name {host}")
     return str(addresses[0])
 
 
-def _refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, config: Settings) -> str | None:
-    """Why an address may not be fetched from, or None when it may."""
+def _refusal(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, config: Settings
+) -> tuple[str, str | None] | None:
+    """Why an address may not be fetched from, with the narrowest setting that would allow it (None when
+    no setting does), or None when it may."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
     if address.is_loopback:
         allowed = config.allow_loopback or config.allow_private_networks
-        return None if allowed else "a loopback address"
+        return None if allowed else ("a loopback address", "NEWSDESK_ALLOW_LOOPBACK")
     if address.is_multicast or address.is_unspecified or address.is_reserved:
-        return "not an address a web server has"
+        return "not an address a web server has", None
+    if config.allow_private_networks:
+        return None
     if address.is_link_local:
-        return None if config.allow_private_networks else "a link-local address (cloud metadata lives there)"
+        return "a link-local address (cloud metadata lives there)", "NEWSDESK_ALLOW_PRIVATE_NETWORKS"
     if address.is_private or not address.is_global:
-        return None if config.allow_private_networks else "a private-network address"
+        return "a private-network address", "NEWSDESK_ALLOW_PRIVATE_NETWORKS"
     return None
 
 

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -25,8 +26,8 @@ from conftest import ROOT, snapshot
 from ingest.__main__ import main
 from ingest.pipeline import Summary, ingest_sources
 from ingest.sources import SourceSet
-from ingest.web import Fetcher, FetchError
-from rag.config import Settings
+from ingest.web import Fetcher, FetchError, check_url
+from rag.config import Settings, load_settings
 from rag.store import open_store
 from test_answer import answer
 from test_app import app_on_seeds, ask, last_answer
@@ -361,6 +362,35 @@ def test_loopback_and_other_schemes_are_refused_by_default(web, tmp_path) -> Non
         with pytest.raises(FetchError, match="only http and https"):
             fetcher.get("file:///etc/passwd")
     assert web.log == []
+
+
+@pytest.mark.parametrize(
+    ("url", "setting"),
+    [
+        ("http://127.0.0.1:9/feed.xml", "NEWSDESK_ALLOW_LOOPBACK"),
+        ("http://[::1]:9/feed.xml", "NEWSDESK_ALLOW_LOOPBACK"),
+        ("http://169.254.169.254/latest/meta-data/", "NEWSDESK_ALLOW_PRIVATE_NETWORKS"),
+        ("http://192.168.1.10/feed.xml", "NEWSDESK_ALLOW_PRIVATE_NETWORKS"),
+        ("http://0.0.0.0:9/feed.xml", None),
+        ("http://[::]:9/feed.xml", None),
+        ("http://224.0.0.1/feed.xml", None),
+    ],
+)
+def test_each_refusal_names_the_setting_that_would_allow_it_or_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, setting: str | None
+) -> None:
+    with pytest.raises(FetchError) as refused:
+        check_url(url, Settings(data_dir=tmp_path))
+    named = set(re.findall(r"NEWSDESK_\w+", str(refused.value)))
+    assert named == ({setting} if setting else set()), str(refused.value)
+    if setting:  # and the setting named does allow it
+        monkeypatch.setenv(setting, "1")
+        assert check_url(url, load_settings()) in url
+    else:  # no setting allows it
+        for each in ("NEWSDESK_ALLOW_LOOPBACK", "NEWSDESK_ALLOW_PRIVATE_NETWORKS"):
+            monkeypatch.setenv(each, "1")
+        with pytest.raises(FetchError, match="not an address a web server has"):
+            check_url(url, load_settings())
 
 
 def test_sources_file_is_read_when_no_source_is_named(web, tmp_path, monkeypatch, capsys) -> None:
