@@ -10,6 +10,7 @@ import streamlit as st
 
 from ingest.pipeline import ingest_sources
 from ingest.sources import SourceSet, SourcesFileError, add_to_sources_file, read_sources_file, save_upload
+from ingest.web import FetchError
 from rag.answer import DatedLine, Revised, Sources, TextDelta, answerer_for
 from rag.citations import escape_markdown, highlight_html, safe_url
 from rag.config import Settings, load_settings
@@ -17,7 +18,7 @@ from rag.conversation import ask
 from rag.documents import date_label, outlet_label
 from rag.embeddings import embedding_model_for
 from rag.retrieve import Query
-from rag.store import Report, open_store
+from rag.store import Report, StoreError, open_store
 from rag.stories import as_of_line, brief, format_day
 
 UPLOAD_TYPES = ["txt", "md", "html", "json", "jsonl"]
@@ -176,11 +177,21 @@ def add_from_web(config: Settings, store: Any, embedder: Any) -> None:
     url = st.text_input("Feed or article URL", placeholder="https://…").strip()
     follow, fetch = st.columns(2)
     if follow.button("Follow feed", disabled=not url):
-        if add_to_sources_file(config.sources_file, feed=url):
-            st.caption(f"Added to {config.sources_file}; `python -m ingest --follow` polls it too.")
-        run_ingest(config, store, embedder, SourceSet(feeds=(url,)))
+        follow_feed(config, store, embedder, url)
     if fetch.button("Fetch article", disabled=not url):
         run_ingest(config, store, embedder, SourceSet(pages=(url,)))
+
+
+def follow_feed(config: Settings, store: Any, embedder: Any, url: str) -> None:
+    """Add a feed to the sources file and ingest it; an address that would be refused is not saved."""
+    try:
+        added = add_to_sources_file(config.sources_file, feed=url, config=config)
+    except (FetchError, SourcesFileError) as error:
+        st.error(f"Not followed, nothing saved: {escape_markdown(url)}: {escape_markdown(str(error))}")
+        return
+    if added:
+        st.caption(f"Added to {config.sources_file}; `python -m ingest --follow` polls it too.")
+    run_ingest(config, store, embedder, SourceSet(feeds=(url,)))
 
 
 def run_ingest(config: Settings, store: Any, embedder: Any, sources: SourceSet) -> None:
@@ -190,9 +201,14 @@ def run_ingest(config: Settings, store: Any, embedder: Any, sources: SourceSet) 
     def progress(done: int, total: int) -> None:
         bar.progress(done / total, text=f"Embedding {done}/{total} passages")
 
-    summary = ingest_sources(
-        sources, config=config, store=store, embedder=lambda: embedder, progress=progress
-    )
+    try:
+        summary = ingest_sources(
+            sources, config=config, store=store, embedder=lambda: embedder, progress=progress
+        )
+    except StoreError as error:  # another ingest holds the store: nothing was read or written
+        bar.empty()
+        st.session_state.ingest_summary = f"Not ingested: {error}"
+        return
     bar.progress(1.0, text="Done")
     st.session_state.ingest_summary = summary.render()
 

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.web import check_url
+from rag.config import Settings
+
 # `.jsonl.gz` is matched on the whole name, so it is listed as one suffix.
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".jsonl.gz")
 
@@ -180,8 +183,13 @@ def read_sources_file(path: Path) -> SourceSet:
     )
 
 
-def add_to_sources_file(path: Path, *, feed: str) -> bool:
-    """Add a feed to the sources file (made if missing) so later polls read it; False if already there."""
+def add_to_sources_file(path: Path, *, feed: str, config: Settings) -> bool:
+    """Add a feed to the sources file (made if missing) so later polls read it; False if already there.
+
+    An address Newsdesk would refuse to fetch is refused here, before the file is touched (FetchError says
+    why), so a poll never reads a saved address that is not to be fetched.
+    """
+    check_url(feed, config)
     current = read_sources_file(path) if path.exists() else SourceSet()
     if feed in current.feeds:
         return False

@@ -189,6 +189,30 @@ def test_timeline_renders_a_dated_cited_list_and_whats_new_shows_the_second_inge
     page.screenshot(path=str(ARTIFACTS / "whats_new.png"), full_page=True)
 
 
+def test_follow_feed_never_saves_an_address_it_refuses(page, served_app) -> None:  # type: ignore[no-untyped-def]
+    sources = Path(served_app[1]["NEWSDESK_DATA_DIR"]).parent / "sources.toml"  # the app's working folder
+    box = page.get_by_placeholder("https://…")
+    refusals = {
+        "http://169.254.169.254/latest/meta-data/": "a link-local address",
+        "file:///etc/passwd": "URLs are fetched, not file",
+    }
+    try:
+        for n, (url, reason) in enumerate(refusals.items()):
+            if n == 1:  # the first into a folder without a sources file, the second beside one
+                sources.write_text('folders = ["corpus"]\nfeeds = ["https://news.example.org/atom.xml"]\n')
+            before = sources.read_bytes() if sources.exists() else None
+            box.fill(url)
+            box.press("Enter")
+            page.get_by_role("button", name="Follow feed").click()
+            error = page.get_by_test_id("stAlert").filter(has_text="Not followed, nothing saved")
+            error.filter(has_text=reason).wait_for(timeout=60_000)
+            assert url in error.inner_text().replace("\u2060", "")  # the joiner that keeps it no link
+            assert (sources.read_bytes() if sources.exists() else None) == before, f"{url} was saved"
+        page.screenshot(path=str(ARTIFACTS / "follow_refused.png"), full_page=True)
+    finally:
+        sources.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="module")
 def served_chat_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app answering with a scripted chat model over the OpenAI protocol, on the dam story."""
