@@ -10,6 +10,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from rag.answer import Answerer, AnswerEvent, ChatAnswerer
 from rag.config import AnswerConfig, RetrievalConfig, StoryConfig
+from rag.documents import by_article
 from rag.retrieve import Query, Retrieval, retrieve
 from rag.store import Store
 from rag.stories import timeline, timeline_subject, with_stories
@@ -73,13 +74,14 @@ def answer_from(
     """The answer to a question from the passages found: each sentence checked against its sources (a chat
     answer revised once when it needs it), and the sources dated, with a warning when a question about now
     has only older ones."""
+    sources = by_article(retrieval.passages)  # one numbered source, and one card, per article
     return with_stories(
         with_checks(
-            answerer.answer(question, retrieval.passages, as_of=as_of),
+            answerer.answer(question, sources, as_of=as_of),
             min_overlap=(answering or AnswerConfig()).min_support,
             question=question,
             reviser=answerer if isinstance(answerer, ChatAnswerer) else None,
-            passages=retrieval.passages,
+            passages=sources,
         ),
         store=store,
         frame=retrieval.frame,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 UNKNOWN_DATE = "date unknown"
@@ -125,6 +126,39 @@ class Passage:
     def day(self) -> str:
         """Its article's publish day (YYYY-MM-DD), or a label that says it is unknown."""
         return date_label(self.published_at)
+
+
+GAP = "\n…\n"  # between two passages of one article that do not meet (a line of its own: no sentence)
+
+
+def by_article(passages: Sequence[Passage]) -> list[Passage]:
+    """One passage per article, in the order its first passage comes: an article's passages joined in
+    their order in the article, so an answer cites each article once. Overlapping or adjacent passages
+    join into one stretch of text; others are joined with an ellipsis between them."""
+    grouped: dict[str, list[Passage]] = {}
+    for passage in passages:
+        grouped.setdefault(passage.article_id, []).append(passage)
+    return [_joined(group) if len(group) > 1 else group[0] for group in grouped.values()]
+
+
+def _joined(group: list[Passage]) -> Passage:
+    ordered = sorted(group, key=lambda p: (p.start, p.end))
+    text, end = ordered[0].text, ordered[0].end
+    for passage in ordered[1:]:
+        if passage.end <= end:  # inside what is already joined
+            continue
+        # A passage's text is article.text[start:end], so an overlap is cut off exactly.
+        text += passage.text[end - passage.start :] if passage.start <= end else GAP + passage.text
+        end = passage.end
+    similarities = [p.similarity for p in group if p.similarity is not None]
+    return replace(
+        group[0],
+        text=text,
+        start=ordered[0].start,
+        end=end,
+        chunk_index=ordered[0].chunk_index,
+        similarity=max(similarities) if similarities else None,
+    )
 
 
 def headline_label(title: str | None) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -325,16 +327,21 @@ def test_chat_model_is_not_called_when_nothing_is_found(config, embedder) -> Non
     assert answered.text == NO_ANSWER and answered.sources.citations == []
 
 
-def test_cli_json_lists_answer_citations_and_ranked_passages(seeded) -> None:
+def ask_json(config: Settings, question: str, *options: str) -> dict[str, Any]:
+    """`python -m rag ask QUESTION --json` in a child process, as a script would run it."""
     result = subprocess.run(
-        [sys.executable, "-m", "rag", "ask", "Which country will join the Abraham Accords?", "--json"],
+        [sys.executable, "-m", "rag", "ask", question, *options, "--json"],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "NEWSDESK_DATA_DIR": str(seeded.data_dir)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "NEWSDESK_DATA_DIR": str(config.data_dir)},
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    payload = json.loads(result.stdout)
+    return cast(dict[str, Any], json.loads(result.stdout))
+
+
+def test_cli_json_lists_answer_citations_and_ranked_passages(seeded) -> None:
+    payload = ask_json(seeded, "Which country will join the Abraham Accords?")
     assert "Kazakhstan" in payload["answer"] and payload["mode"] == "offline extractive"
     assert payload["citations"][0]["article_id"] == SEED_ID
     assert payload["citations"][0]["published_at"] is None
@@ -385,6 +392,36 @@ BRIDGE_STORY = (
     "vehicles keep one lane on the crossing open at all times, the fire chief said, so that ambulances "
     "can reach the hospital on the north shore without the detour through the tunnel."
 )
+
+
+CROSSING_QUESTION = "How much will the harbor crossing work cost, and when did the crossing open?"
+
+
+def write_crossing_story(folder: Path) -> Path:
+    """One long article (three passages) whose cost and opening year are in different passages."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "crossing.md"
+    path.write_text(
+        "---\ntitle: Harbor crossing closes for six weeks of cable repairs\noutlet: Harbor Times\n"
+        f"published: 2024-03-04\nurl: https://harbortimes.example/crossing\n---\n{BRIDGE_STORY}\n"
+    )
+    return path
+
+
+def test_an_article_whose_two_passages_answer_is_cited_once(ingest, config, tmp_path) -> None:
+    ingest(write_crossing_story(tmp_path / "news").parent)
+    payload = ask_json(config, CROSSING_QUESTION, "--as-of", "2024-03-05")
+    ranked = [p["article_id"] for p in payload["passages"]]
+    assert ranked == ["https://harbortimes.example/crossing"] * 2, "two passages of the article were found"
+    (citation,) = payload["citations"]
+    assert citation["number"] == 1 and citation["article_id"] == "https://harbortimes.example/crossing"
+    assert "40 million dollars" in payload["answer"] and "1964" in payload["answer"]
+    assert set(re.findall(r"\[(\d+)\]", payload["answer"])) == {"1"}
+    # The card holds both passages, each sentence quoted marked in it.
+    assert "The work will cost about 40 million dollars" in citation["passage"]
+    assert "The crossing opened in 1964" in citation["passage"]
+    assert all(text in citation["passage"] for text in citation["highlights"])
+    assert all(sentence["supported"] for sentence in payload["sentences"])
 
 
 def test_a_story_comes_before_a_digest_that_mentions_it(ingest, config, embedder, tmp_path) -> None:

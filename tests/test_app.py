@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, SEEDS
+from test_answer import CROSSING_QUESTION, write_crossing_story
 
 HOSTILE = (
     "---\ntitle: Council ![x](http://example.invalid/t.png) vote\noutlet: Town <b>Crier</b>\n"
@@ -110,3 +111,16 @@ def test_hostile_article_renders_as_plain_text(app: AppTest, tmp_path: Path) -> 
     assert "![x](http://example.invalid/t.png)" in body  # shown as written, not as an image
     assert r"\!\[x\]" in card.label, "a Markdown image in a headline must not render"
     assert "<b>" not in card.label and len(card.get("link_button")) == 0, "only http(s) article links"
+
+
+def test_an_article_cited_from_two_passages_gets_one_card(app: AppTest, tmp_path: Path) -> None:
+    write_crossing_story(tmp_path / "corpus")
+    app.sidebar.button[0].click().run()
+    ask(app, CROSSING_QUESTION)
+    answer = last_answer(app)
+    assert "40 million dollars" in answer and "1964" in answer
+    assert r"\[2\]" not in answer
+    (card,) = app.chat_message[-1].expander
+    assert card.label.startswith("[1] Harbor crossing closes for six weeks of cable repairs · Harbor Times")
+    passage = card.get("html")[0].proto.body
+    assert passage.count("<mark>") >= 2 and "1964" in passage and "40 million dollars" in passage
