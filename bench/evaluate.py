@@ -37,7 +37,7 @@ from rag.conversation import answer_from
 from rag.documents import Passage
 from rag.embeddings import embedding_model_for
 from rag.retrieve import ANSWER_PASSAGES, Query, Retrieval, content_terms, retrieve
-from rag.store import PassageFilter, Store, StoreError, open_store
+from rag.store import UNDATED, PassageFilter, Store, StoreError, open_store
 from rag.support import is_refusal
 
 RETRIEVERS = ("newsdesk", "dense", "keyword")
@@ -242,15 +242,14 @@ class Ranker:
         return self._llama_index_dense(question.question, question.as_of), None
 
     def _llama_index_dense(self, question: str, as_of: date) -> list[str]:
-        """The plain llama-index VectorStoreIndex retriever over the same Chroma collection and model."""
+        """The plain llama-index VectorStoreIndex retriever over the same Chroma collections (one a month)
+        and model: each month up to the as-of date searched, the nearest passages of all of them kept."""
         if self._dense is None:
-            from llama_index.core import VectorStoreIndex
+            from llama_index.core import QueryBundle, VectorStoreIndex
             from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
             from llama_index.vector_stores.chroma import ChromaVectorStore
 
-            index = VectorStoreIndex.from_vector_store(
-                ChromaVectorStore(chroma_collection=self.store.collection), embed_model=self.embedder
-            )
+            indexes: dict[str, VectorStoreIndex] = {}
 
             def dense(text: str, day: date) -> list[str]:
                 filters = MetadataFilters(
@@ -258,8 +257,18 @@ class Ranker:
                         MetadataFilter(key="published_ts", value=_end_of(day), operator=FilterOperator.LTE)
                     ]
                 )
-                nodes = index.as_retriever(similarity_top_k=DEPTH, filters=filters).retrieve(text)
-                return rank_articles([str(node.metadata["article_id"]) for node in nodes])
+                months = [p for p in self.store.periods() if p == UNDATED or p <= f"{day:%Y-%m}"]
+                asked = QueryBundle(text, embedding=self.embedder.get_query_embedding(text))
+                nodes = []
+                for month, collection in self.store.collections(months).items():
+                    if month not in indexes:
+                        indexes[month] = VectorStoreIndex.from_vector_store(
+                            ChromaVectorStore(chroma_collection=collection), embed_model=self.embedder
+                        )
+                    retriever = indexes[month].as_retriever(similarity_top_k=DEPTH, filters=filters)
+                    nodes += retriever.retrieve(asked)
+                nodes.sort(key=lambda node: node.score or 0.0, reverse=True)
+                return rank_articles([str(node.metadata["article_id"]) for node in nodes[:DEPTH]])
 
             self._dense = dense
         return self._dense(question, as_of)

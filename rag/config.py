@@ -35,6 +35,12 @@ class RetrievalConfig(BaseModel):
         description="A word in more than this share of passages is left out of keyword search...",
     )
     common_floor: int = Field(2000, ge=0, description="... when it is also in more passages than this.")
+    window_passages: int = Field(
+        100_000,
+        ge=1,
+        description="Passages a question's search takes in at least, period by period, before it may stop "
+        "(searching fewer saves little and ranks the passages found against fewer others).",
+    )
 
     # Dates: the period a question names, and how much newer reporting is favoured
     in_period: float = Field(1.0, ge=0, description="Weight of a passage from the period the question names.")

@@ -7,16 +7,17 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from rag.config import RetrievalConfig
 from rag.dates import TimeFrame, time_frame
 from rag.documents import Passage
-from rag.store import PassageFilter, Store
+from rag.store import UNDATED, PassageFilter, Store, span
 
 ANSWER_PASSAGES = 6  # passages an answer is written from unless the query asks for more
+WINDOW_SPREAD = 0.8  # periods whose best weights are this close are searched together (see _windows)
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
 _OPINION_SECTION = re.compile(r"/(opinions?|commentary|editorials?|op-?eds?)/", re.IGNORECASE)
@@ -66,7 +67,14 @@ def content_terms(text: str) -> list[str]:
 
 
 def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding, config: RetrievalConfig) -> Retrieval:
-    """Search passages by combining vector search with keyword search, then weigh dates and trim."""
+    """Search passages by combining vector search with keyword search, period by period, then weigh dates
+    and trim.
+
+    The store's periods (months, and the undated) are searched in the order of the most their articles can
+    weigh for this question: the period it names first, then the newest. The search stops when the next
+    period's best weight, given to a passage first in every list, would still not lift it above the k-th
+    passage kept: so a question costs what the periods it reaches hold, not what the store holds.
+    """
     frame = time_frame(query.question, as_of=query.as_of)
     where = PassageFilter(
         outlets=query.outlets,
@@ -74,23 +82,90 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding, config: Ret
         until=_day_end(query.until) if query.until else None,
         as_of=_day_end(query.as_of),
     )
+    terms, n = content_terms(query.question), config.candidates
+    opinions_asked = bool(_ASKS_OPINION.search(query.question))
+    ceiling = (2.0 + config.headline_weight) / (config.rrf_k + 1)  # fused score of a passage first everywhere
+    found: tuple[list[Passage], list[Passage], list[Passage]] = ([], [], [])
+    kept: list[Passage] = []
+    vector: list[float] | None = None
     # The keyword search runs in SQLite while the question is embedded and Chroma searched: both release
     # the interpreter, so on two cores the two searches cost about the slower one.
-    terms, n = content_terms(query.question), config.candidates
     with ThreadPoolExecutor(max_workers=1) as pool:
-        keywords = pool.submit(store.keyword_search, terms, k=n, where=where, config=config)
-        vector = embedder.get_query_embedding(_without_period(query.question, frame))
-        vector_hits = store.vector_search(vector, k=n, where=where)
-        headline_hits = store.headline_search(terms, k=n, where=where) if config.headline_weight else []
-        keyword_hits = keywords.result()
-    fused = _fuse(vector_hits, keyword_hits, headline_hits, config=config)
-    opinions_asked = bool(_ASKS_OPINION.search(query.question))
-    weighted = sorted(
-        (_weigh(p, frame, query.as_of, config=config, opinions_asked=opinions_asked) for p in fused),
-        key=lambda passage: passage.score,
-        reverse=True,
+        for bound, periods in _windows(store.periods(), frame, query, config):
+            if len(kept) >= query.k and bound * ceiling < kept[-1].score:
+                break
+            keywords = pool.submit(
+                store.keyword_search, terms, k=n, where=where, config=config, periods=periods
+            )
+            if vector is None:
+                vector = embedder.get_query_embedding(_without_period(query.question, frame))
+            found[0].extend(store.vector_search(vector, k=n, where=where, periods=periods))
+            if config.headline_weight:
+                found[2].extend(store.headline_search(terms, k=n, where=where, periods=periods))
+            found[1].extend(keywords.result())
+            fused = _fuse(_best(found[0], n), _best(found[1], n), _best_articles(found[2], n), config=config)
+            weighted = sorted(
+                (_weigh(p, frame, query.as_of, config=config, opinions_asked=opinions_asked) for p in fused),
+                key=lambda passage: passage.score,
+                reverse=True,
+            )
+            kept = _trim(weighted, k=query.k, config=config)
+    return Retrieval(kept, frame)
+
+
+def _windows(
+    held: dict[str, int], frame: TimeFrame, query: Query, config: RetrievalConfig
+) -> list[tuple[float, list[str]]]:
+    """The periods a question may search, in groups, each with the most a passage of it can weigh for the
+    question, highest first: a group takes periods until it holds `window_passages`, and any that weigh
+    within WINDOW_SPREAD of its first."""
+    last = min(query.as_of, query.until) if query.until else query.as_of
+    bounds: list[tuple[float, str]] = []
+    for period in held:
+        days = span(period)
+        if days is None:
+            if query.since is None and query.until is None:
+                bounds.append((_date_weight(None, frame, query.as_of, config=config), period))
+            continue
+        first, end = days[0], min(days[1], last)
+        if end < first or (query.since and days[1] < query.since):
+            continue
+        bounds.append((_best_weight(first, end, frame, query.as_of, config), period))
+    bounds.sort(key=lambda item: (item[0], item[1] != UNDATED, item[1]), reverse=True)
+    windows: list[tuple[float, list[str]]] = []
+    size = 0
+    for bound, period in bounds:
+        if windows and (size < config.window_passages or bound >= WINDOW_SPREAD * windows[-1][0]):
+            windows[-1][1].append(period)
+            size += held[period]
+        else:
+            windows.append((bound, [period]))
+            size = held[period]
+    return windows
+
+
+def _best_weight(first: date, last: date, frame: TimeFrame, as_of: date, config: RetrievalConfig) -> float:
+    """The most the date can weigh for an article published between two days (a day more on each side, for
+    publish times whose day differs by time zone)."""
+    days = {first, last, frame.end or last, frame.start or first, as_of}
+    edges = [min(max(day, first), last) for day in days]
+    return max(
+        _date_weight(day + timedelta(days=shift), frame, as_of, config=config)
+        for day in edges
+        for shift in (-1, 0, 1)
     )
-    return Retrieval(_trim(weighted, k=query.k, config=config), frame)
+
+
+def _best(hits: list[Passage], n: int) -> list[Passage]:
+    """The n best of the hits of several periods' searches, as one search of them all would rank them."""
+    return sorted(hits, key=lambda hit: hit.score, reverse=True)[:n]
+
+
+def _best_articles(hits: list[Passage], n: int) -> list[Passage]:
+    """The passages of the n/4 articles whose headline matched best, as the headline search ranks them."""
+    ranked = sorted(hits, key=lambda hit: hit.score, reverse=True)  # stable: an article's passages in order
+    best = set(list(dict.fromkeys(hit.article_id for hit in ranked))[: max(1, n // 4)])
+    return [hit for hit in ranked if hit.article_id in best][:n]
 
 
 def _without_period(question: str, frame: TimeFrame) -> str:
@@ -127,7 +202,18 @@ def _weigh(
 ) -> Passage:
     """Favour newer reporting (more so for "the latest"), passages from the period the question names,
     passages of articles about one story over digests of many, and reporting over opinion pieces."""
-    published = passage.published_date
+    c = config
+    factor = _date_weight(passage.published_date, frame, as_of, config=config)
+    if passage.focus is not None and passage.focus < c.focus_high:
+        share = max(passage.focus - c.focus_low, 0.0) / (c.focus_high - c.focus_low)
+        factor *= c.multi_story_weight + (1 - c.multi_story_weight) * share
+    if not opinions_asked and is_opinion(passage.url, passage.title):
+        factor *= c.opinion_weight
+    return replace(passage, score=passage.score * factor)
+
+
+def _date_weight(published: date | None, frame: TimeFrame, as_of: date, *, config: RetrievalConfig) -> float:
+    """How much an article's publish date weighs for a question: at most 1."""
     # News questions ask for the news as of the end of their period (as_of when they name none): the
     # newer weighs more, the old still counts, an undated article counts as `undated_age` days old.
     c = config
@@ -144,12 +230,7 @@ def _weigh(
             if frame.contains(published)
             else c.out_of_period
         )
-    if passage.focus is not None and passage.focus < c.focus_high:
-        share = max(passage.focus - c.focus_low, 0.0) / (c.focus_high - c.focus_low)
-        factor *= c.multi_story_weight + (1 - c.multi_story_weight) * share
-    if not opinions_asked and is_opinion(passage.url, passage.title):
-        factor *= c.opinion_weight
-    return replace(passage, score=passage.score * factor)
+    return factor
 
 
 def is_opinion(url: str | None, title: str | None) -> bool:

@@ -86,7 +86,7 @@ def snapshot(config: Settings) -> State:
                 e.article_id: (e.content_hash, e.chunk_count, e.duplicate_of, e.story_id, e.copy_of)
                 for e in store.articles().values()
             },
-            vectors=sorted(store.collection.get(include=[])["ids"]),
+            vectors=sorted(store.vector_ids()),
             passages=sorted(row[0] for row in store.db.execute("SELECT chunk_id FROM passages")),
             pending=[row[0] for row in store.db.execute("SELECT article_id FROM pending")],
         )

@@ -19,6 +19,7 @@ from chromadb.config import Settings as ChromaSettings
 
 from rag.config import Settings
 from rag.store.lock import hold_lock
+from rag.store.periods import UNDATED, span
 from rag.store.records import (
     UNKNOWN_TS,
     ArticleWrite,
@@ -32,15 +33,15 @@ from rag.store.records import (
     StoryMember,
     chunk_metadata,
 )
-from rag.store.schema import SCHEMA_VERSION, Schema
+from rag.store.schema import LAYOUT, PERIOD_SQL, SCHEMA_VERSION, Schema
 from rag.store.search import PassageFilter, Search
 from rag.store.writes import Writes, article_focus
 
 __all__ = [
-    "SCHEMA_VERSION", "UNKNOWN_TS", "ArticleWrite", "ChunkingMismatch", "CorpusOverview",
+    "SCHEMA_VERSION", "UNDATED", "UNKNOWN_TS", "ArticleWrite", "ChunkingMismatch", "CorpusOverview",
     "EmbeddingModelMismatch", "PassageFilter", "Report", "Store", "StoreError",
     "StoreLockedError", "StoredArticle", "StoryMember", "article_focus", "chunk_metadata", "hold_lock",
-    "open_store",
+    "open_store", "span",
 ]  # fmt: skip
 
 
@@ -74,17 +75,28 @@ class Store(Schema, Writes, Search):
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._search_db = self._connect()
         self._search_lock = threading.Lock()
-        self._common = (-1, -1, {})
+        self._common = {}
+        self._collections = {}
         self._create_tables(rebuild=rebuild)
-        self.collection = self._client.get_or_create_collection(
-            self.config.collection,
-            metadata={"embedding_model": self.model_name, "embedding_dimension": self.dimension},
-            configuration={"hnsw": {"space": "cosine"}},
-            embedding_function=None,
-        )
-        metadata = self.collection.metadata or {}
-        self.refuse_mismatch(metadata.get("embedding_model"), metadata.get("embedding_dimension"))
+        if self._row("SELECT value FROM meta WHERE key = 'layout'") is None:
+            self._upgrade_layout()
         self._measure_focus()
+
+    def _upgrade_layout(self) -> None:
+        """Lay out a store made before the layout by time (rag/store/periods.py), once: its rows renumbered
+        by publish day and its vectors moved from its single collection to their months'; nothing is
+        embedded again. Killed half way, the next open does it again."""
+        with self.writing():
+            self._renumber_rows()
+            periods_of = dict(
+                self._rows(
+                    f"SELECT p.chunk_id, {PERIOD_SQL} FROM passages p "
+                    "JOIN articles a ON a.article_id = p.article_id"
+                )
+            )
+            self._move_single_collection(periods_of)
+            with self._transaction():
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('layout', ?)", (LAYOUT,))
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(

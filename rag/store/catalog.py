@@ -4,11 +4,9 @@ vectors of articles' passages that story grouping compares."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any
 
-from rag.documents import chunk_id
 from rag.store.lock import Guarded
 from rag.store.records import CorpusOverview, Report, StoredArticle, StoryMember, day_of
 
@@ -43,10 +41,6 @@ class Catalog(Guarded):
             ]
             (passages,) = self._row("SELECT count(*) FROM passages")
         return CorpusOverview(articles, passages, outlets, earliest, latest, undated or 0, last)
-
-    def count_passages(self) -> int:
-        """Return how many passages the vector store holds."""
-        return int(self.collection.count())
 
     def last_run(self) -> str | None:
         """When the last ingest run that stored something started (ISO 8601), or None."""
@@ -103,15 +97,3 @@ class Catalog(Guarded):
         for article_id, text in rows:
             texts.setdefault(article_id, []).append(text)
         return texts
-
-    def lead_vectors(self, article_ids: Sequence[str]) -> dict[str, Sequence[float]]:
-        """The vectors of these articles' first passages (headline and lead), from Chroma."""
-        return dict(self._vectors_of({chunk_id(article_id, 0): article_id for article_id in article_ids}))
-
-    def _vectors_of(self, owner: dict[str, str]) -> Iterator[tuple[str, Sequence[float]]]:
-        """(article id, vector) of each passage Chroma holds among `owner` (chunk id -> article id)."""
-        chunk_ids = list(owner)
-        for start in range(0, len(chunk_ids), BATCH):
-            got: Any = self.collection.get(ids=chunk_ids[start : start + BATCH], include=["embeddings"])
-            for cid, vector in zip(got["ids"], got["embeddings"], strict=True):
-                yield owner[cid], vector

@@ -41,11 +41,10 @@ def hold_lock(path: Path, *, what: str) -> Iterator[None]:
 
 
 class Guarded:
-    """What every part of the store shares: the settings, the Chroma collection and the catalog's SQLite
-    connection, used by one thread at a time."""
+    """What every part of the store shares: the settings and the catalog's SQLite connection, used by one
+    thread at a time."""
 
     config: Settings
-    collection: Any
     db: sqlite3.Connection
     _lock: threading.RLock
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rag.store.lock import Guarded
+from rag.store.periods import DAY_BITS
 from rag.store.records import ChunkingMismatch, EmbeddingModelMismatch, StoreError
+from rag.store.vectors import Vectors
 
 SCHEMA_VERSION = "4"  # bump when the tables change; an older store is refused with how to rebuild
 
@@ -58,16 +59,43 @@ END;
 CREATE TRIGGER IF NOT EXISTS articles_ad AFTER DELETE ON articles BEGIN
     INSERT INTO headlines_fts(headlines_fts, rowid, title) VALUES ('delete', old.rowid, old.title);
 END;
-CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY, periods TEXT);
 CREATE TABLE IF NOT EXISTS ingest_runs (
     started_at TEXT NOT NULL, finished_at TEXT NOT NULL, new INTEGER NOT NULL, changed INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS articles_story ON articles(story_id);
 CREATE UNIQUE INDEX IF NOT EXISTS ingest_runs_started ON ingest_runs(started_at);
+CREATE INDEX IF NOT EXISTS articles_published ON articles(published_ts);
+CREATE INDEX IF NOT EXISTS articles_ingested ON articles(ingested_at);
+-- What each period holds, kept by the writes themselves, so no question counts the store.
+CREATE TABLE IF NOT EXISTS periods (
+    period TEXT PRIMARY KEY, articles INTEGER NOT NULL, passages INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS periods_ai AFTER INSERT ON articles BEGIN
+    INSERT INTO periods VALUES (
+        CASE WHEN new.published_ts IS NULL THEN 'undated'
+             ELSE strftime('%Y-%m', new.published_ts, 'unixepoch') END,
+        1, new.chunk_count
+    ) ON CONFLICT (period) DO UPDATE SET articles = articles + 1, passages = passages + excluded.passages;
+END;
+CREATE TRIGGER IF NOT EXISTS periods_ad AFTER DELETE ON articles BEGIN
+    UPDATE periods SET articles = articles - 1, passages = passages - old.chunk_count
+    WHERE period = CASE WHEN old.published_ts IS NULL THEN 'undated'
+                        ELSE strftime('%Y-%m', old.published_ts, 'unixepoch') END;
+END;
 """
 
+PERIOD_SQL = (  # the period of an article (rag/store/periods.py)
+    "CASE WHEN published_ts IS NULL THEN 'undated' ELSE strftime('%Y-%m', published_ts, 'unixepoch') END"
+)
+_DAY = (  # the number of an article's publish day, as row ids use it (rag/store/periods.py)
+    "CASE WHEN published_ts IS NULL THEN 0 WHEN published_ts < 86400 THEN 1 "
+    "ELSE CAST(published_ts / 86400 AS INTEGER) END"
+)
+LAYOUT = "periods"  # row ids by publish day, a Chroma collection a month (rag/store/periods.py)
 
-class Schema(Guarded):
+
+class Schema(Vectors):
     """Creating, upgrading and checking the catalog of a data folder."""
 
     model_name: str
@@ -80,10 +108,14 @@ class Schema(Guarded):
         if rebuild:
             self._drop_everything()
         had_headlines = self._has_table("headlines_fts")
+        had_periods = self._has_table("periods")
         self._add_missing_columns()
         self.db.executescript(_SCHEMA)
         if not had_headlines:  # a store from before the headline index: index the headlines it holds
             self.db.execute("INSERT INTO headlines_fts(headlines_fts) VALUES ('rebuild')")
+        if not had_periods:  # a store from before periods were kept: count what it holds
+            counts = f"SELECT {PERIOD_SQL}, count(*), sum(chunk_count) FROM articles GROUP BY 1"
+            self.db.execute(f"INSERT INTO periods {counts}")
         self._check_model()
 
     def _drop_everything(self) -> None:
@@ -94,17 +126,16 @@ class Schema(Guarded):
         for query in (virtual, plain):  # a virtual table takes its own tables with it
             for (table,) in self.db.execute(query).fetchall():
                 self.db.execute(f'DROP TABLE IF EXISTS "{table}"')
-        try:
-            self._client.delete_collection(self.config.collection)
-        except Exception as error:  # chromadb raises NotFoundError or ValueError by version
-            if "does not exist" not in str(error) and "not found" not in str(error).lower():
-                raise
+        self._drop_vectors()
 
     def _has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
     def _add_missing_columns(self) -> None:
         """Bring a store made before a column was added up to date (added columns start empty)."""
+        pending = {row[1] for row in self.db.execute("PRAGMA table_info(pending)")}
+        if pending and "periods" not in pending:
+            self.db.execute("ALTER TABLE pending ADD COLUMN periods TEXT")
         if not self._has_table("articles"):
             return
         present = {row[1] for row in self.db.execute("PRAGMA table_info(articles)")}
@@ -125,8 +156,8 @@ class Schema(Guarded):
         if not stored:
             self.db.execute(
                 "INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dimension', ?), "
-                "('schema_version', ?), ('vectors', ?)",
-                (self.model_name, str(self.dimension), SCHEMA_VERSION, self._vector_home()),
+                "('schema_version', ?), ('vectors', ?), ('layout', ?), ('focus', 'kept')",
+                (self.model_name, str(self.dimension), SCHEMA_VERSION, self._vector_home(), LAYOUT),
             )
         elif stored.get("schema_version") != SCHEMA_VERSION:
             raise StoreError(
@@ -146,6 +177,36 @@ class Schema(Guarded):
                 "passage sizes in one store would rank them unevenly. Rebuild the store with "
                 "`python -m ingest --rebuild PATH ...`, or set them back."
             )
+
+    def _renumber_rows(self) -> None:
+        """Give the rows of a store made before the layout by time their row ids by publish day, and index
+        them again (in one transaction: killed, the store is as it was)."""
+        articles = (
+            f"SELECT rowid AS old, (day << {DAY_BITS}) + row_number() OVER "
+            "(PARTITION BY day ORDER BY published_ts, rowid) - 1 AS new, article_id "
+            f"FROM (SELECT rowid, published_ts, article_id, {_DAY} AS day FROM articles)"
+        )
+        passages = (
+            f"SELECT p.rowid AS old, (r.new >> {DAY_BITS} << {DAY_BITS}) + row_number() OVER "
+            f"(PARTITION BY r.new >> {DAY_BITS} ORDER BY r.new, p.chunk_index) - 1 AS new "
+            "FROM passages p JOIN temp.renumber_articles r ON r.article_id = p.article_id"
+        )
+        with self._transaction():
+            self.db.execute("DELETE FROM passages WHERE article_id NOT IN (SELECT article_id FROM articles)")
+            for table, numbering in (("articles", articles), ("passages", passages)):
+                mapping = f"temp.renumber_{table}"
+                self.db.execute(f"DROP TABLE IF EXISTS {mapping}")
+                self.db.execute(f"CREATE TEMP TABLE renumber_{table} AS {numbering}")
+                self.db.execute(f"CREATE INDEX temp.renumber_{table}_old ON renumber_{table}(old)")
+                # Negative first, so that no new id meets an old one on the way.
+                self.db.execute(f"UPDATE {table} SET rowid = -rowid - 1")
+                self.db.execute(
+                    f"UPDATE {table} SET rowid = (SELECT new FROM {mapping} WHERE old = -{table}.rowid - 1)"
+                )
+            for index in ("passages_fts", "headlines_fts"):
+                self.db.execute(f"INSERT INTO {index}({index}) VALUES ('rebuild')")
+            self.db.execute("DROP TABLE temp.renumber_articles")
+            self.db.execute("DROP TABLE temp.renumber_passages")
 
     def _vector_home(self) -> str:
         """Where this store's vectors live: the catalog must never describe vectors kept elsewhere."""

@@ -12,50 +12,60 @@ from typing import Any
 
 from rag.config import RetrievalConfig
 from rag.documents import Passage, chunk_id
-from rag.store.lock import Guarded
+from rag.store.periods import DAY_BITS, UNDATED, day_number, rowid_ranges
 from rag.store.records import UNKNOWN_TS
+from rag.store.vectors import Vectors
 
 KEYWORD_POOL = (4, 32)  # keyword hits ranked per hit wanted before the filter, tried in turn, then all
 VECTOR_WIDEN = (8, 64)  # nearest passages fetched per hit wanted before filtering, tried in turn
 
 
-class Search(Guarded):
-    """Vector, keyword and headline search. The keyword search reads through a connection of its own, so
-    it and the vector search's catalog lookup (run side by side) do not wait for each other."""
+class Search(Vectors):
+    """Vector, keyword and headline search, each over the periods asked for (rag/store/periods.py) or the
+    whole store. The keyword search reads through a connection of its own, so it and the vector search's
+    catalog lookup (run side by side) do not wait for each other."""
 
     _search_db: sqlite3.Connection
     _search_lock: threading.Lock
-    # passages counted, the count above which a word is common, whether each word is
-    _common: tuple[int, int, dict[str, bool]]
+    _common: dict[tuple[str, tuple[tuple[int, int], ...], int], bool]  # (phrase, rows, limit) -> common
+
+    def periods(self) -> dict[str, int]:
+        """The periods that hold passages, with how many each holds (kept by the writes, not counted)."""
+        return dict(self._rows("SELECT period, passages FROM periods WHERE passages > 0"))
 
     def vector_search(
-        self, vector: Sequence[float], *, k: int, where: PassageFilter | None = None
+        self,
+        vector: Sequence[float],
+        *,
+        k: int,
+        where: PassageFilter | None = None,
+        periods: Sequence[str] | None = None,
     ) -> list[Passage]:
-        """Return the k passages nearest to a query vector, best first (score: cosine similarity).
+        """Return the k passages nearest to a query vector among those of `periods` (every period when
+        None), best first (score: cosine similarity).
 
         Chroma is asked for ids and distances only (fetching its documents and metadata cost ten times the
         search here); the passages come from the catalog, which applies the filter. A filtered Chroma query
         costs as much again, and most filters (as_of above all) drop a minority of passages: so the filter
         is applied to 8, then 64 times the hits wanted, and only when that leaves too few does Chroma filter.
         """
-        total = self.collection.count()
-        if total == 0:
-            return []
+        held = self.periods()
+        hits: list[Passage] = []
+        for period in held if periods is None else [p for p in periods if held.get(p)]:
+            hits += self._period_vector_hits(vector, period, k=k, where=where, total=held[period])
+        hits.sort(key=lambda hit: hit.score, reverse=True)
+        return hits[:k]
+
+    def _period_vector_hits(
+        self, vector: Sequence[float], period: str, *, k: int, where: PassageFilter | None, total: int
+    ) -> list[Passage]:
         for widen in (1,) if where is None else VECTOR_WIDEN:
             n = min(widen * k, total)
-            hits = self._catalog_hits(self._nearest(vector, n=n, where=None), where)
+            hits = self._catalog_hits(self._nearest(vector, period, n=n), where)
             if len(hits) >= k or n >= total:
                 return hits[:k]
         assert where is not None
-        return self._catalog_hits(self._nearest(vector, n=k, where=where.for_chroma()), where)[:k]
-
-    def _nearest(self, vector: Sequence[float], *, n: int, where: dict[str, Any] | None) -> dict[str, float]:
-        """Chunk ids of the n nearest passages, nearest first, with their cosine similarity."""
-        result = self.collection.query(
-            query_embeddings=[list(vector)], n_results=n, where=where, include=["distances"]
-        )
-        distances = (result["distances"] or [[]])[0]
-        return {cid: 1.0 - float(d) for cid, d in zip(result["ids"][0], distances, strict=True)}
+        return self._catalog_hits(self._nearest(vector, period, n=k, where=where.for_chroma()), where)[:k]
 
     def _catalog_hits(self, similarity: dict[str, float], where: PassageFilter | None) -> list[Passage]:
         """The catalog's passages for these chunk ids that pass the filter, in the order given."""
@@ -77,85 +87,120 @@ class Search(Guarded):
         k: int,
         where: PassageFilter | None = None,
         config: RetrievalConfig | None = None,
+        periods: Sequence[str] | None = None,
     ) -> list[Passage]:
-        """Return the k passages that best match any of the terms (BM25 over the FTS5 index), best first
-        (`config`: the retrieval settings, the store's own when not given)."""
+        """Return the k passages of `periods` (every period when None) that best match any of the terms
+        (BM25 over the FTS5 index), best first (`config`: the retrieval settings, the store's own when not
+        given). A period is a range of the index's rows, so a search reads only the periods it asks for."""
         phrases = _phrases(terms)
         if not phrases:
             return []
         config = config or self.config.retrieval
         clauses, params = (where or PassageFilter()).for_sql()
+        held = self.periods()
+        chosen = list(held) if periods is None else [p for p in periods if held.get(p)]
+        ranges = _rows_of(chosen, list(held), where)
+        rows: list[tuple[Any, ...]] = []
         with self._search_lock:
-            match = " OR ".join(self._distinctive(phrases, config))
-            rows = self._keyword_rows(match, clauses, params, k, title_weight=config.title_weight)
-        return [_hit(row[:-1], float(row[-1])) for row in rows]
+            match = " OR ".join(self._distinctive(phrases, ranges, sum(held[p] for p in chosen), config))
+            for rows_in in ranges:
+                rows += self._keyword_rows(
+                    match, rows_in, clauses, params, k, title_weight=config.title_weight
+                )
+        rows.sort(key=lambda row: row[-1], reverse=True)
+        return [_hit(row[:-1], float(row[-1])) for row in rows[:k]]
 
     def headline_search(
-        self, terms: Sequence[str], *, k: int, where: PassageFilter | None = None
+        self,
+        terms: Sequence[str],
+        *,
+        k: int,
+        where: PassageFilter | None = None,
+        periods: Sequence[str] | None = None,
     ) -> list[Passage]:
-        """Return up to k passages of the k/4 articles whose headline best matches the terms (BM25 over one
-        row per article), best article first, each article's passages in order (score: the headline's)."""
+        """Return up to k passages of the k/4 articles of `periods` (every period when None) whose headline
+        best matches the terms (BM25 over one row per article), best article first, each article's passages
+        in order (score: the headline's)."""
         phrases = _phrases(terms)
         if not phrases:
             return []
         clauses, params = (where or PassageFilter()).for_sql()
+        held = self.periods()
+        chosen = list(held) if periods is None else [p for p in periods if held.get(p)]
+        rows: list[tuple[Any, ...]] = []
         with self._lock:  # the main connection: the keyword search holds the other one meanwhile
-            rows = self.db.execute(
-                f"""SELECT {_HIT_COLUMNS}, h.score
-                    FROM (SELECT rowid, -bm25(headlines_fts) AS score FROM headlines_fts
-                          WHERE headlines_fts MATCH ? ORDER BY score DESC LIMIT ?) AS h
-                    JOIN articles a ON a.rowid = h.rowid
-                    JOIN passages p ON p.article_id = a.article_id
-                    WHERE TRUE {clauses}
-                    ORDER BY h.score DESC, p.chunk_index LIMIT ?""",
-                (" OR ".join(phrases), max(1, k // 4), *params, k),
-            ).fetchall()
-        return [_hit(row[:-1], float(row[-1])) for row in rows]
+            for low, high in _rows_of(chosen, list(held), where):
+                rows += self.db.execute(
+                    f"""SELECT {_HIT_COLUMNS}, h.score
+                        FROM (SELECT rowid, -bm25(headlines_fts) AS score FROM headlines_fts
+                              WHERE headlines_fts MATCH ? AND rowid BETWEEN ? AND ?
+                              ORDER BY score DESC LIMIT ?) AS h
+                        JOIN articles a ON a.rowid = h.rowid
+                        JOIN passages p ON p.article_id = a.article_id
+                        WHERE TRUE {clauses}
+                        ORDER BY h.score DESC, p.chunk_index LIMIT ?""",
+                    (" OR ".join(phrases), low, high, max(1, k // 4), *params, k),
+                ).fetchall()
+        rows.sort(key=lambda row: row[-1], reverse=True)  # stable: an article's passages stay in order
+        best = list(dict.fromkeys(row[1] for row in rows))[: max(1, k // 4)]
+        return [_hit(row[:-1], float(row[-1])) for row in rows if row[1] in best][:k]
 
-    def _distinctive(self, phrases: list[str], config: RetrievalConfig) -> list[str]:
-        """Leave out the words found in more than `common_share` of passages ("new", "state", "years"):
-        BM25 gives them little weight, yet ranking every passage they match is most of a search's cost.
-        A small store keeps every word, and so does a question whose words are all that common."""
-        (total,) = self._search_db.execute("SELECT count(*) FROM passages").fetchone()
+    def _distinctive(
+        self, phrases: list[str], ranges: list[tuple[int, int]], total: int, config: RetrievalConfig
+    ) -> list[str]:
+        """Leave out the words found in more than `common_share` of the passages searched ("new", "state",
+        "years"): BM25 gives them little weight, yet ranking every passage they match is most of a search's
+        cost. A small search keeps every word, and so does a question whose words are all that common. The
+        counting stops at the limit, so it costs at most what the periods searched hold."""
         limit = max(int(config.common_share * total), config.common_floor)
         if limit >= total:
             return phrases
-        if self._common[:2] != (total, limit):  # the store or the setting changed: count again
-            self._common = (total, limit, {})
-        known = self._common[2]
+        if len(self._common) > 50_000:
+            self._common.clear()
+        key = tuple(ranges)
         for phrase in phrases:
-            if phrase not in known:
-                (count,) = self._search_db.execute(
-                    "SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? LIMIT ?)",
-                    (phrase, limit + 1),
-                ).fetchone()
-                known[phrase] = count > limit
-        return [phrase for phrase in phrases if not known[phrase]] or phrases
+            if (phrase, key, limit) not in self._common:
+                count = 0
+                for low, high in ranges:
+                    (found,) = self._search_db.execute(
+                        "SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? "
+                        "AND rowid BETWEEN ? AND ? LIMIT ?)",
+                        (phrase, low, high, limit + 1 - count),
+                    ).fetchone()
+                    count += found
+                    if count > limit:
+                        break
+                self._common[(phrase, key, limit)] = count > limit
+        return [phrase for phrase in phrases if not self._common[(phrase, key, limit)]] or phrases
 
     def _keyword_rows(
-        self, match: str, clauses: str, params: list[Any], k: int, *, title_weight: float
+        self,
+        match: str,
+        rows_in: tuple[int, int],
+        clauses: str,
+        params: list[Any],
+        k: int,
+        *,
+        title_weight: float,
     ) -> list[tuple[Any, ...]]:
         """Rank inside the FTS index first, then join and filter the best: joining every match before
         ranking costs more than the ranking. When the filter leaves fewer than k, widen the pool."""
-        for widen in KEYWORD_POOL:
-            rows = self._ranked_rows(match, clauses, params, k, pool=widen * k, title_weight=title_weight)
+        rows: list[tuple[Any, ...]] = []
+        for pool in (*(widen * k for widen in KEYWORD_POOL), -1):  # -1: every match
+            rows = self._search_db.execute(
+                f"""SELECT {_HIT_COLUMNS}, f.score
+                    FROM (SELECT rowid, -bm25(passages_fts, ?, 1.0) AS score FROM passages_fts
+                          WHERE passages_fts MATCH ? AND rowid BETWEEN ? AND ?
+                          ORDER BY score DESC LIMIT ?) AS f
+                    JOIN passages p ON p.rowid = f.rowid
+                    JOIN articles a ON a.article_id = p.article_id
+                    WHERE TRUE {clauses}
+                    ORDER BY f.score DESC LIMIT ?""",
+                (title_weight, match, *rows_in, pool, *params, k),
+            ).fetchall()
             if len(rows) >= k:
-                return rows
-        return self._ranked_rows(match, clauses, params, k, pool=-1, title_weight=title_weight)
-
-    def _ranked_rows(
-        self, match: str, clauses: str, params: list[Any], k: int, *, pool: int, title_weight: float
-    ) -> list[tuple[Any, ...]]:
-        return self._search_db.execute(
-            f"""SELECT {_HIT_COLUMNS}, f.score
-                FROM (SELECT rowid, -bm25(passages_fts, ?, 1.0) AS score FROM passages_fts
-                      WHERE passages_fts MATCH ? ORDER BY score DESC LIMIT ?) AS f
-                JOIN passages p ON p.rowid = f.rowid
-                JOIN articles a ON a.article_id = p.article_id
-                WHERE TRUE {clauses}
-                ORDER BY f.score DESC LIMIT ?""",
-            (title_weight, match, pool, *params, k),
-        ).fetchall()
+                break
+        return rows
 
     def first_passages(self, article_ids: Sequence[str]) -> list[Passage]:
         """The first passage (headline and lead) of each of these articles that has passages."""
@@ -212,6 +257,33 @@ _HIT_COLUMNS = (
     "p.chunk_id, a.article_id, p.text, a.title, a.outlet, a.author, a.url, a.published_at, p.start, p.end, "
     "a.focus, a.story_id, a.copy_of, p.chunk_index"
 )
+
+
+def _rows_of(
+    periods: Sequence[str], held: Sequence[str], where: PassageFilter | None
+) -> list[tuple[int, int]]:
+    """The row id ranges that hold the periods searched, cut at the as-of day: a run of periods with no
+    other period of the store between them is one range."""
+    order = sorted(held, key=lambda p: (p != UNDATED, p))  # as row ids run: the undated first
+    chosen = set(periods)
+    runs: list[list[str]] = []
+    for period in order:
+        if period not in chosen:
+            runs.append([])
+        elif runs and runs[-1]:
+            runs[-1].append(period)
+        else:
+            runs.append([period])
+    until = where.as_of if where else None
+    cut = None if until is None else ((day_number(until) + 1) << DAY_BITS) - 1
+    ranges = []
+    for run in runs:
+        if run:
+            low, high = rowid_ranges([run[0]])[0][0], rowid_ranges([run[-1]])[0][1]
+            high = high if cut is None else min(high, cut)
+            if low <= high:
+                ranges.append((low, high))
+    return ranges
 
 
 def _phrases(terms: Sequence[str]) -> list[str]:

@@ -8,25 +8,32 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
 from rag.documents import Article, StoryLink
 from rag.store.catalog import ARTICLE_COLUMNS, BATCH, Catalog
-from rag.store.records import ArticleWrite, chunk_metadata, timestamp
+from rag.store.periods import DAY_BITS, first_rowid, period_of
+from rag.store.records import ArticleWrite, StoreError, chunk_metadata, timestamp
+from rag.store.vectors import Vectors
+
+DAY_ROWS = 1 << DAY_BITS
 
 FOCUS_MIN_PASSAGES = 3  # an article's focus is measured from this many passages up (shorter ones keep to one)
 
 
-class Writes(Catalog):
+class Writes(Vectors, Catalog):
     """Storing, replacing and removing articles, and what ingest records beside them."""
 
     def recover(self) -> list[str]:
         """Remove what an interrupted run left of the articles it was writing; return their ids."""
-        pending = [row[0] for row in self._rows("SELECT article_id FROM pending")]
-        if pending:
-            self.remove(pending)
-        return pending
+        rows = self._rows("SELECT article_id, periods FROM pending")
+        if rows:
+            self.remove(
+                [row[0] for row in rows], periods=[p for row in rows for p in json.loads(row[1] or "[]")]
+            )
+        return [row[0] for row in rows]
 
     def write(
         self, writes: Sequence[ArticleWrite], *, replacing: Iterable[str] = (), run: str | None = None
@@ -36,29 +43,28 @@ class Writes(Catalog):
         if not writes:
             return
         ids = [w.article.article_id for w in writes]
-        self._mark_pending(ids)
-        chunk_ids, vectors, documents, metadatas = [], [], [], []
+        stored = self._stored_periods(ids)
+        period = {w.article.article_id: period_of(_published_ts(w.article)) for w in writes}
+        self._mark_pending({i: {period[i], *stored.get(i, ())} for i in ids})
+        grouped: dict[str, tuple[list[str], list[Any], list[str], list[dict[str, Any]]]] = {}
         for item in writes:
+            chunk_ids, vectors, documents, metadatas = grouped.setdefault(
+                period[item.article.article_id], ([], [], [], [])
+            )
             for chunk, vector in zip(item.chunks, item.vectors, strict=True):
                 chunk_ids.append(chunk.chunk_id)
                 vectors.append(vector)
                 documents.append(chunk.text)
                 metadatas.append(chunk_metadata(item.article, chunk))
-        for start in range(0, len(chunk_ids), BATCH):
-            end = start + BATCH
-            self.collection.upsert(
-                ids=chunk_ids[start:end],
-                embeddings=vectors[start:end],
-                documents=documents[start:end],
-                metadatas=metadatas[start:end],
-            )
+        for into, (chunk_ids, vectors, documents, metadatas) in grouped.items():
+            self._upsert(into, chunk_ids, vectors, documents, metadatas)
         counts = {w.article.article_id: len(w.chunks) for w in writes}
+        for article_id, periods in stored.items():
+            # A version of another month leaves its collection; a shorter one must not leave its tail.
+            self._delete_where(periods - {period[article_id]}, {"article_id": article_id})
+            tail = {"$and": [{"article_id": article_id}, {"chunk_index": {"$gte": counts[article_id]}}]}
+            self._delete_where({period[article_id]}, tail)
         changed = set(replacing) & counts.keys()
-        for article_id in changed:
-            # A shorter new version must not leave the old version's tail behind.
-            self.collection.delete(
-                where={"$and": [{"article_id": article_id}, {"chunk_index": {"$gte": counts[article_id]}}]}
-            )
         with self._transaction():
             for item in writes:
                 self._delete_rows(item.article.article_id)
@@ -69,12 +75,22 @@ class Writes(Catalog):
                     focus=article_focus(item.vectors),
                     story=item.story,
                 )
+                first = self._next_rowid("passages", _published_ts(item.article))
                 self.db.executemany(
-                    "INSERT INTO passages (chunk_id, article_id, chunk_index, start, end, title, text) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO passages (rowid, chunk_id, article_id, chunk_index, start, end, title, "
+                    "text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (c.chunk_id, c.article_id, c.index, c.start, c.end, item.article.title, c.text)
-                        for c in item.chunks
+                        (
+                            first + n,
+                            c.chunk_id,
+                            c.article_id,
+                            c.index,
+                            c.start,
+                            c.end,
+                            item.article.title,
+                            c.text,
+                        )
+                        for n, c in enumerate(item.chunks)
                     ],
                 )
             if run:
@@ -94,8 +110,9 @@ class Writes(Catalog):
         if not duplicates:
             return
         ids = [article.article_id for article, _ in duplicates]
-        self._mark_pending(ids)
-        self._delete_vectors(ids)
+        stored = self._stored_periods(ids)
+        self._mark_pending(stored)
+        self._delete_vectors(ids, stored)
         with self._transaction():
             for article, original in duplicates:
                 self._delete_rows(article.article_id)
@@ -104,12 +121,16 @@ class Writes(Catalog):
                 self._count_run(run, new=0, changed=0)
             self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
 
-    def remove(self, article_ids: Sequence[str]) -> None:
-        """Remove articles: their vectors, keyword rows and catalog rows."""
+    def remove(self, article_ids: Sequence[str], *, periods: Iterable[str] = ()) -> None:
+        """Remove articles: their vectors (in the periods the catalog gives them, and `periods`), keyword
+        rows and catalog rows."""
         if not article_ids:
             return
-        self._mark_pending(article_ids)
-        self._delete_vectors(article_ids)
+        stored = self._stored_periods(article_ids)
+        extra = set(periods)
+        where = {i: stored.get(i, set()) | extra for i in article_ids}
+        self._mark_pending(where)
+        self._delete_vectors(article_ids, where)
         with self._transaction():
             for article_id in article_ids:
                 self._delete_rows(article_id)
@@ -140,16 +161,17 @@ class Writes(Catalog):
 
     def _measure_focus(self) -> None:
         """Measure the focus of stored articles that lack it (a store from before it was kept), from the
-        passage vectors Chroma holds: one pass over them, the first time such a store is opened."""
+        passage vectors Chroma holds: one pass over them, the first time such a store is opened (then the
+        store records that it keeps focus, and is not asked again)."""
+        if self._row("SELECT 1 FROM meta WHERE key = 'focus'") is not None:
+            return
         missing = [
             row[0]
             for row in self._rows(
                 "SELECT article_id FROM articles WHERE focus IS NULL AND chunk_count >= ?",
                 (FOCUS_MIN_PASSAGES,),
             )
-        ]  # a scan of the catalog's articles only: every store is asked this when it opens
-        if not missing:
-            return
+        ]
         owner = dict(
             self._rows(
                 "SELECT chunk_id, article_id FROM passages "
@@ -165,17 +187,46 @@ class Writes(Catalog):
                 "UPDATE articles SET focus = ? WHERE article_id = ?",
                 [(article_focus(v), article_id) for article_id, v in vectors.items()],
             )
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('focus', 'kept')")
 
-    def _delete_vectors(self, article_ids: Sequence[str]) -> None:
-        for start in range(0, len(article_ids), BATCH):
-            batch = list(article_ids[start : start + BATCH])
-            self.collection.delete(where={"article_id": {"$in": batch}})
+    def _delete_vectors(self, article_ids: Sequence[str], periods: dict[str, set[str]]) -> None:
+        """Delete these articles' vectors from the collections of the periods given for each."""
+        by_period: dict[str, list[str]] = {}
+        for article_id in article_ids:
+            for period in periods.get(article_id, ()):
+                by_period.setdefault(period, []).append(article_id)
+        for period, ids in by_period.items():
+            for start in range(0, len(ids), BATCH):
+                self._delete_where([period], {"article_id": {"$in": ids[start : start + BATCH]}})
 
-    def _mark_pending(self, article_ids: Sequence[str]) -> None:
+    def _stored_periods(self, article_ids: Sequence[str]) -> dict[str, set[str]]:
+        """The period of each of these articles that the catalog holds."""
+        rows = self._rows(
+            "SELECT article_id, published_ts FROM articles "
+            "WHERE article_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(article_ids)),),
+        )
+        return {article_id: {period_of(ts)} for article_id, ts in rows}
+
+    def _mark_pending(self, periods: dict[str, set[str]]) -> None:
+        """Mark articles as being written, with the periods whose collections their vectors may be in."""
         with self._transaction():
             self.db.executemany(
-                "INSERT OR IGNORE INTO pending (article_id) VALUES (?)", [(i,) for i in article_ids]
+                "INSERT INTO pending (article_id, periods) VALUES (?, ?) ON CONFLICT (article_id) "
+                "DO UPDATE SET periods = (SELECT json_group_array(value) FROM "
+                "(SELECT value FROM json_each(periods) UNION SELECT value FROM json_each(excluded.periods)))",
+                [(i, json.dumps(sorted(p))) for i, p in periods.items()],
             )
+
+    def _next_rowid(self, table: str, published_ts: float | None) -> int:
+        """The first free row id of the publish day of `published_ts` in `table` (ordered by publish day)."""
+        first = first_rowid(published_ts)
+        (last,) = self.db.execute(
+            f"SELECT max(rowid) FROM {table} WHERE rowid BETWEEN ? AND ?", (first, first + DAY_ROWS - 1)
+        ).fetchone()
+        if last is not None and last + 1 >= first + DAY_ROWS:
+            raise StoreError(f"More than {DAY_ROWS} rows published on one day; the store cannot hold more.")
+        return first if last is None else last + 1
 
     def _delete_rows(self, article_id: str) -> None:
         self.db.execute("DELETE FROM passages WHERE article_id = ?", (article_id,))
@@ -190,10 +241,12 @@ class Writes(Catalog):
         focus: float | None = None,
         story: StoryLink | None = None,
     ) -> None:
+        published_ts = _published_ts(article)
         self.db.execute(
-            f"INSERT INTO articles ({ARTICLE_COLUMNS}, published_ts, focus, minhash) "
-            f"VALUES ({', '.join('?' * 18)})",
+            f"INSERT INTO articles (rowid, {ARTICLE_COLUMNS}, published_ts, focus, minhash) "
+            f"VALUES ({', '.join('?' * 19)})",
             (
+                self._next_rowid("articles", published_ts),
                 article.article_id,
                 article.source,
                 article.content_hash,
@@ -209,11 +262,15 @@ class Writes(Catalog):
                 article.updated_at.isoformat() if article.updated_at else None,
                 story.story_id if story else None,
                 story.copy_of if story else None,
-                timestamp(article.published_at) if article.published_at else None,
+                published_ts,
                 focus,
                 story.signature if story else None,
             ),
         )
+
+
+def _published_ts(article: Article) -> float | None:
+    return timestamp(article.published_at) if article.published_at else None
 
 
 def article_focus(vectors: Sequence[Sequence[float]]) -> float | None:

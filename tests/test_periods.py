@@ -1,0 +1,175 @@
+"""The store laid out in time: a Chroma collection a month, catalog rows numbered by publish day, what each
+period holds counted as it is written; a question searches the periods it reaches and stops when older
+ones cannot outrank what it found; a store from before this layout is brought to it in place."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from conftest import snapshot
+from rag.answer import ExtractiveAnswerer
+from rag.config import Settings, with_overrides
+from rag.conversation import ask
+from rag.retrieve import Query, retrieve
+from rag.store import UNDATED, Store, open_store
+from rag.store.periods import DAY_BITS, period_of, rowid_ranges
+
+TOPICS = [
+    ("harbor", "The harbor authority approved a new ferry terminal with twelve berths for cargo ships."),
+    ("library", "The city library extended its opening hours to ten at night on weekdays."),
+    ("orchestra", "The youth orchestra won the national competition with a programme of Brahms."),
+    ("tram", "Night trams will run every twenty minutes after the transit agency hired drivers."),
+    ("museum", "The natural history museum opened a hall of fossils found in the quarry."),
+    ("bakery", "A family bakery on Mill Street celebrated one hundred years of bread and pastry."),
+    ("stadium", "The stadium roof repairs will cost nine million dollars, the council said."),
+    ("airport", "The airport added direct flights to Lisbon and Reykjavik from the spring."),
+]
+
+
+def write_month(folder: Path, day: str, *, count: int, prefix: str) -> None:
+    """`count` short articles on different subjects published on one day."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, (subject, text) in enumerate(TOPICS[:count]):
+        (folder / f"{prefix}-{subject}.md").write_text(
+            f"---\ntitle: {subject.title()} news from {prefix}\noutlet: Town Crier\npublished: {day}\n---\n"
+            f"{text} Officials in {prefix} confirmed the {subject} plan on {day}, item {n}.\n"
+        )
+
+
+def counted(store: Store) -> dict[str, int]:
+    """Passages per period, counted from the catalog itself."""
+    rows = store.db.execute(
+        "SELECT a.published_ts FROM passages p JOIN articles a ON a.article_id = p.article_id"
+    ).fetchall()
+    return dict(Counter(period_of(ts) for (ts,) in rows))
+
+
+def test_periods_are_kept_as_articles_are_written_moved_and_removed(ingest, config, tmp_path) -> None:
+    folder = tmp_path / "news"
+    write_month(folder, "2024-01-10", count=3, prefix="jan")
+    write_month(folder, "2024-03-05", count=2, prefix="mar")
+    (folder / "undated.md").write_text("---\ntitle: Pier notice\n---\nThe pier closes for painting.\n")
+    ingest(folder)
+    with open_store(config) as store:
+        assert store.periods() == counted(store) == {"2024-01": 3, "2024-03": 2, UNDATED: 1}
+        for period, collection in store.collections(store.periods()).items():
+            assert collection.count() == store.periods()[period]
+        rowids = store.db.execute("SELECT rowid, published_ts FROM articles").fetchall()
+        for rowid, published_ts in rowids:  # each row in its publish day's range
+            (low, high), *_ = rowid_ranges([period_of(published_ts)])
+            assert low <= rowid <= high and (published_ts is None) == (rowid >> DAY_BITS == 0)
+
+    moved = folder / "jan-harbor.md"  # the outlet corrects its date: it moves to March
+    moved.write_text(moved.read_text().replace("published: 2024-01-10", "published: 2024-03-06"))
+    (folder / "jan-library.md").unlink()
+    ingest(folder, prune=True)
+    with open_store(config) as store:
+        assert store.periods() == counted(store) == {"2024-01": 1, "2024-03": 3, UNDATED: 1}
+        january = store.collections(["2024-01"])["2024-01"].get(include=[])["ids"]
+        assert january == ["news/jan-orchestra.md::0"], "a moved or removed article left vectors behind"
+    state = snapshot(config)
+    assert state.vectors == state.passages and state.pending == []
+
+
+@pytest.fixture
+def searched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The periods whose vectors each search reads, in order."""
+    seen: list[str] = []
+    nearest = Store._nearest
+
+    def spy(self: Store, vector, period: str, **options):  # type: ignore[no-untyped-def]
+        seen.append(period)
+        return nearest(self, vector, period, **options)
+
+    monkeypatch.setattr(Store, "_nearest", spy)
+    return seen
+
+
+def ranked(config: Settings, embedder, question: str, *, as_of: date, window: int) -> list[str]:  # type: ignore[no-untyped-def]
+    settings = with_overrides(config, [f"window_passages={window}"])
+    with open_store(settings) as store:
+        found = retrieve(
+            Query(question, as_of=as_of), store=store, embedder=embedder, config=settings.retrieval
+        )
+    return [p.chunk_id for p in found.passages]
+
+
+@pytest.mark.parametrize(
+    ("question", "as_of", "reached"),
+    [
+        # A named period: its month, then no further (the rest weigh 0.3 at most).
+        ("What did officials decide about the stadium roof in March?", date(2024, 6, 20), ["2024-03"]),
+        # No period: the newest months first, and no older once they cannot outrank what was found.
+        ("What did officials decide about the stadium roof?", date(2024, 6, 20), ["2024-06"]),
+    ],
+)
+def test_a_question_reads_the_periods_it_reaches_and_finds_what_searching_all_finds(
+    ingest, config, embedder, tmp_path, searched, question, as_of, reached
+) -> None:
+    folder = tmp_path / "news"
+    for day, prefix in [
+        ("2022-03-09", "old"),
+        ("2023-11-20", "nov"),
+        ("2024-03-12", "mar"),
+        ("2024-06-18", "jun"),
+    ]:
+        write_month(folder, day, count=len(TOPICS), prefix=prefix)
+    ingest(folder)
+
+    everything = ranked(config, embedder, question, as_of=as_of, window=10**9)
+    assert set(searched) == {"2022-03", "2023-11", "2024-03", "2024-06"}
+    searched.clear()
+    windowed = ranked(config, embedder, question, as_of=as_of, window=1)
+    assert searched == reached
+    # The same passages, the best first; below it, the order may differ, since a passage's rank in each
+    # list is counted among the passages searched.
+    assert set(windowed) == set(everything) and windowed[0] == everything[0]
+    assert windowed[0].startswith(f"news/{'mar' if 'March' in question else 'jun'}-stadium")
+
+
+def test_a_store_from_before_the_layout_is_laid_out_in_place(ingest, config, embedder, tmp_path) -> None:
+    folder = tmp_path / "news"
+    write_month(folder, "2024-01-10", count=3, prefix="jan")
+    write_month(folder, "2024-03-05", count=3, prefix="mar")
+    ingest(folder)
+    before = snapshot(config)
+    with open_store(config) as store:  # as an older Newsdesk left it: one collection, rows in writing order
+        single = store._client.create_collection(config.collection, embedding_function=None)
+        for collection in store.collections(store.periods()).values():
+            got = collection.get(include=["embeddings", "documents", "metadatas"])
+            single.add(ids=got["ids"], embeddings=got["embeddings"], documents=got["documents"],
+                       metadatas=got["metadatas"])  # fmt: skip
+            store._client.delete_collection(collection.name)
+        with store._transaction():
+            for table in ("articles", "passages"):
+                store.db.execute(f"UPDATE {table} SET rowid = -rowid")
+                rows = store.db.execute(f"SELECT rowid FROM {table} ORDER BY rowid DESC").fetchall()
+                store.db.executemany(
+                    f"UPDATE {table} SET rowid = ? WHERE rowid = ?",
+                    [(n + 1, r) for n, (r,) in enumerate(rows)],
+                )
+            store.db.execute("INSERT INTO passages_fts(passages_fts) VALUES ('rebuild')")
+            store.db.execute("INSERT INTO headlines_fts(headlines_fts) VALUES ('rebuild')")
+            store.db.execute("DROP TABLE periods")
+            store.db.execute("DELETE FROM meta WHERE key = 'layout'")
+
+    after = snapshot(config)  # opening it lays it out
+    assert after == before
+    with open_store(config) as store:
+        assert store.periods() == counted(store) == {"2024-01": 3, "2024-03": 3}
+        assert store._client.list_collections() and config.collection not in [
+            c.name for c in store._client.list_collections()
+        ]
+        turn = ask(
+            Query("How many berths will the new ferry terminal have?", as_of=date(2024, 3, 31)),
+            store=store,
+            embedder=embedder,
+            answerer=ExtractiveAnswerer(config.answer),
+            config=config.retrieval,
+        )
+        assert "twelve berths" in "".join(getattr(e, "text", "") for e in turn.events)
+    assert "0 new, 0 changed, 6 unchanged" in ingest(folder).render()
