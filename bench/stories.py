@@ -91,7 +91,7 @@ def group(records: list[dict], passages: list[list[str]], vectors: np.ndarray, s
     """Group the articles in publish order; return {article id: (story id, copy root)} and seconds taken."""
     from ingest.stories import StoryIndex
 
-    index = StoryIndex(stories, list, lambda ids: {})
+    index = StoryIndex(stories, _NothingStored())
     order = sorted(range(len(records)), key=lambda i: (records[i]["day"], records[i]["doc_id"]))
     grouped = {}
     for i in order:
@@ -100,6 +100,19 @@ def group(records: list[dict], passages: list[list[str]], vectors: np.ndarray, s
         )
         grouped[records[i]["doc_id"]] = (link.story_id, link.copy_of or records[i]["doc_id"])
     return grouped, index.seconds
+
+
+class _NothingStored:
+    """Grouping measured alone: no article is stored before the sample."""
+
+    def story_members(self, days):  # type: ignore[no-untyped-def]
+        return []
+
+    def story_members_of(self, article_ids):  # type: ignore[no-untyped-def]
+        return []
+
+    def lead_vectors(self, article_ids):  # type: ignore[no-untyped-def]
+        return {}
 
 
 Counts = dict[str, tuple[int, int, int]]

@@ -128,7 +128,7 @@ def ingest_sources(
             store.remove(plan.remove)
             if regroup:
                 store.clear_stories()
-            stories = StoryIndex(config.stories, store.story_members, store.lead_vectors)
+            stories = StoryIndex(config.stories, store)
             summary.regrouped = group_stored(store, stories)
             _embed_and_write(
                 plan,

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
@@ -25,7 +26,16 @@ from rag.store import Store, StoryMember
 _WORD = re.compile(r"\w+")
 _NONE = np.zeros(0, np.float32)  # the lead vector of an article without one: like no other
 
-LeadVectors = Callable[[Sequence[str]], dict[str, Sequence[float]]]  # article ids -> first-passage vectors
+
+class StoredStories(Protocol):
+    """What story grouping reads of the store: the stories of stored articles, by publish days or ids, and
+    the vectors of their first passages."""
+
+    def story_members(self, days: tuple[date, date] | None) -> Iterable[StoryMember]: ...
+
+    def story_members_of(self, article_ids: Sequence[str]) -> Iterable[StoryMember]: ...
+
+    def lead_vectors(self, article_ids: Sequence[str]) -> dict[str, Sequence[float]]: ...
 
 
 def story_id_for(article_id: str) -> str:
@@ -46,27 +56,40 @@ class _Member:
 class StoryIndex:
     """The stored articles new ones are compared with, kept in step as a run assigns stories.
 
-    `members` is called when the first article is grouped, so a run with nothing new reads nothing."""
+    Only the stored articles published near the days of the articles grouped are read (within
+    `copy_window_days`; the undated for an undated one), each once: grouping costs what the new articles
+    need, not what the store holds, and a run with nothing new reads nothing."""
 
-    def __init__(
-        self, config: StoryConfig, members: Callable[[], Iterable[StoryMember]], lead_vectors: LeadVectors
-    ) -> None:
+    def __init__(self, config: StoryConfig, stored: StoredStories) -> None:
         self.config = config
         self.seconds = 0.0  # spent grouping, for the ingest summary
-        self._stored = members
-        self._lead_vectors = lead_vectors
+        self._stored = stored
         self._template = MinHash(num_perm=config.permutations)
         self._lsh = MinHashLSH(threshold=config.near_copy, num_perm=config.permutations)
         self._members: dict[str, _Member] = {}
         self._by_day: dict[int, set[str]] = {}
-        self._loaded = False
+        self._loaded_days: set[int] = set()
+        self._undated_loaded = False
 
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
+    def _load(self, day: int | None) -> None:
+        """Read the stored articles an article of this day may be compared with, those not read yet."""
         started = time.perf_counter()
-        for member in self._stored():
+        if day is None:
+            spans: list[tuple[date, date] | None] = [] if self._undated_loaded else [None]
+            self._undated_loaded = True
+        else:
+            reach = max(self.config.copy_window_days, self.config.window_days)
+            missing = [d for d in range(day - reach, day + reach + 1) if d not in self._loaded_days]
+            self._loaded_days.update(missing)
+            spans = [(date.fromordinal(a), date.fromordinal(b)) for a, b in _runs(missing)]
+        for span in spans:
+            self._take(self._stored.story_members(span))
+        self.seconds += time.perf_counter() - started
+
+    def _take(self, members: Iterable[StoryMember]) -> None:
+        for member in members:
+            if member.article_id in self._members:
+                continue  # read already, or grouped in this run
             if member.signature is None or len(member.signature) != 4 * self.config.permutations:
                 continue  # made with other settings: it still has its story, but is not compared
             hashes = np.frombuffer(member.signature, dtype=np.uint32)
@@ -79,11 +102,11 @@ class StoryIndex:
                     LeanMinHash(seed=1, hashvalues=hashes, scheme=self._template.scheme),
                 )
             )
-        self.seconds += time.perf_counter() - started
 
     def duplicate_link(self, original: str) -> StoryLink:
         """The story of an article whose text is exactly that of a stored one: the original's."""
-        self._load()
+        if original not in self._members:
+            self._take(self._stored.story_members_of([original]))
         member = self._members.get(original)
         if member is None:
             return StoryLink(story_id_for(original), original)
@@ -99,13 +122,13 @@ class StoryIndex:
     ) -> StoryLink:
         """Give an article its story: that of its nearest copy, else of the most alike article within the
         window, else a new one. The article is then compared with those that come after it."""
-        self._load()
+        day = _ordinal(published)
+        self._load(day)
         started = time.perf_counter()
         self.forget(article_id)  # a changed article is grouped afresh
         minhash = self.signature(passages)
-        day = _ordinal(published)
         vector = _unit(lead_vector) if lead_vector is not None else None
-        original = self._nearest_copy(minhash)
+        original = self._nearest_copy(minhash, day)
         if original is not None:
             story, copy_of = original.story_id, original.copy_of or original.article_id
         else:
@@ -145,11 +168,13 @@ class StoryIndex:
         if member.day is not None:
             self._by_day.setdefault(member.day, set()).add(member.article_id)
 
-    def _nearest_copy(self, minhash: LeanMinHash) -> _Member | None:
+    def _nearest_copy(self, minhash: LeanMinHash, day: int | None) -> _Member | None:
+        reach = self.config.copy_window_days
         scored = [
-            (minhash.jaccard(self._members[key].minhash), key)
+            (minhash.jaccard(member.minhash), key)
             for key in self._lsh.query(minhash)
-            if key in self._members
+            if (member := self._members.get(key)) is not None
+            and (day is None or member.day is None or abs(member.day - day) <= reach)
         ]
         best = max(scored, default=None)
         return self._members[best[1]] if best and best[0] >= self.config.near_copy else None
@@ -175,7 +200,7 @@ class StoryIndex:
         missing = [i for i in ids if self._members[i].vector is None]
         if not missing:
             return
-        found = self._lead_vectors(missing)
+        found = self._stored.lead_vectors(missing)
         for article_id in missing:  # an article without a stored vector is compared as unlike any
             vector = found.get(article_id)
             self._members[article_id].vector = _unit(vector) if vector is not None else _NONE
@@ -205,6 +230,17 @@ def group_stored(store: Store, index: StoryIndex, *, batch: int = 500) -> int:
     if copies:
         store.set_stories(copies)
     return len(waiting)
+
+
+def _runs(days: list[int]) -> list[tuple[int, int]]:
+    """Consecutive days as (first, last) runs."""
+    runs: list[tuple[int, int]] = []
+    for day in sorted(days):
+        if runs and day == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
 
 
 def _unit(vector: Sequence[float]) -> np.ndarray:

@@ -126,6 +126,9 @@ class StoryConfig(BaseModel):
     window_days: int = Field(
         3, ge=0, description="Days apart two articles may be published and still share a story."
     )
+    copy_window_days: int = Field(
+        30, ge=0, description="Days apart two articles may be published and still be near copies."
+    )
     timeline_lines: int = Field(12, ge=1, description="Dated lines a timeline answer lists at most.")
     timeline_coverage: float = Field(
         0.6, ge=0, le=1, description="Share of the subject's weighted words a timeline's passage must hold."

@@ -7,10 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 
 from conftest import (
     COAST,
+    DAM_WIRE,
     HERALD,
     HERALD_FOLLOW_UP,
     LIBRARY_URL,
@@ -22,7 +23,7 @@ from rag.answer import DatedLine, ExtractiveAnswerer, Sources
 from rag.config import Settings
 from rag.conversation import ask
 from rag.retrieve import Query
-from rag.store import open_store
+from rag.store import Store, open_store
 from rag.stories import brief, timeline_subject
 
 
@@ -90,6 +91,32 @@ def test_reruns_keep_story_ids_and_a_later_article_joins_the_stored_story(ingest
     after = stories(config)
     assert {k: v for k, v in after.items() if k in first} == first
     assert after[HERALD_FOLLOW_UP][0] == first[HERALD][0]
+
+
+def test_grouping_a_new_article_reads_only_the_stored_articles_near_its_day(
+    ingest, config, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    write_dam_story(tmp_path / "news", follow_up=False)
+    news_article(tmp_path / "news", "archive.md", title="Millbrook dam built", outlet="Valley Herald",
+                 day="2019-04-02", url="https://valleyherald.example/1962",
+                 body=DAM_WIRE.replace("Tuesday", "Monday"))  # fmt: skip
+    ingest(tmp_path / "news")
+    read: list[tuple[date, date] | None] = []
+    story_members = Store.story_members
+
+    def spy(self, days):  # type: ignore[no-untyped-def]
+        read.append(days)
+        return story_members(self, days)
+
+    monkeypatch.setattr(Store, "story_members", spy)
+    write_dam_story(tmp_path / "news")  # the follow-up, on 2026-11-12
+    assert ingest(tmp_path / "news").new == 1
+    reach = config.stories.copy_window_days
+    assert read == [(date(2026, 11, 12) - timedelta(days=reach), date(2026, 11, 12) + timedelta(days=reach))]
+    grouped = stories(config)
+    assert grouped[HERALD_FOLLOW_UP][0] == grouped[HERALD][0]
+    # a near copy of the text, seven years earlier, is not the same report: it keeps a story of its own
+    assert grouped["https://valleyherald.example/1962"][0] != grouped[HERALD][0]
 
 
 def test_regroup_gives_the_same_stories_without_embedding(ingest, config, tmp_path) -> None:  # type: ignore[no-untyped-def]

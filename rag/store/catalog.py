@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, time
+from typing import Any
 
 from rag.store.lock import Guarded
 from rag.store.records import CorpusOverview, Report, StoredArticle, StoryMember, day_of
@@ -49,11 +50,29 @@ class Catalog(Guarded):
 
     # Stories
 
-    def story_members(self) -> list[StoryMember]:
-        """Every stored article that has its own text and a story, as story grouping compares them."""
+    def story_members(self, days: tuple[date, date] | None) -> list[StoryMember]:
+        """The stored articles with their own text and a story, as story grouping compares them, published
+        between two days (UTC, both included), or undated for None."""
+        if days is None:
+            clause, params = "published_ts IS NULL", []
+        else:
+            clause, params = (
+                "published_ts >= ? AND published_ts < ?",
+                [_day_start(days[0]), _day_start(days[1]) + 86400],
+            )
+        return self._members(clause, params)
+
+    def story_members_of(self, article_ids: Sequence[str]) -> list[StoryMember]:
+        """The stored articles of these ids that have their own text and a story."""
+        return self._members(
+            "article_id IN (SELECT value FROM json_each(?))", [json.dumps(list(article_ids))]
+        )
+
+    def _members(self, clause: str, params: Sequence[Any]) -> list[StoryMember]:
         rows = self._rows(
             "SELECT article_id, story_id, copy_of, published_at, minhash FROM articles "
-            "WHERE story_id IS NOT NULL AND duplicate_of IS NULL"
+            f"WHERE story_id IS NOT NULL AND duplicate_of IS NULL AND {clause}",
+            params,
         )
         return [StoryMember(a, s, c, day_of(p), m) for a, s, c, p, m in rows]
 
@@ -97,3 +116,7 @@ class Catalog(Guarded):
         for article_id, text in rows:
             texts.setdefault(article_id, []).append(text)
         return texts
+
+
+def _day_start(day: date) -> float:
+    return datetime.combine(day, time.min, tzinfo=UTC).timestamp()
