@@ -28,6 +28,7 @@ from ingest.articles import (
     outlet_from_url,
     web_url,
 )
+from ingest.plan import StoredCatalog
 from ingest.web import Fetcher, FetchError
 from rag.documents import Article
 from rag.store import StoredArticle
@@ -45,7 +46,7 @@ class WebReader:
     """Reads feeds and pages for one ingest run, and keeps what the run summary and the store need."""
 
     fetcher: Fetcher
-    catalog: Mapping[str, StoredArticle]
+    catalog: StoredCatalog
     validators_of: Callable[[str], Validators]
     validators: dict[str, Validators] = field(default_factory=dict)  # to remember once stored
     notes: list[str] = field(default_factory=list)
@@ -132,7 +133,7 @@ class WebReader:
         text = entry_text(entry)
         warnings: tuple[str, ...] = ()
         if len(text.split()) < MIN_ENTRY_WORDS and link:
-            stored = self.catalog.get(entry_id)
+            stored = self.catalog.articles([entry_id]).get(entry_id)
             if stored is not None and _same_times(stored, published, updated):
                 return None  # a teaser whose article is stored and not updated since: not fetched again
             page = self.page(link, conditional=False)

@@ -111,13 +111,12 @@ def ingest_sources(
         roots = [path.resolve() if path.is_dir() else path.absolute() for path in paths]
         files = discover_files(roots)
         recovered = [] if dry_run else store.recover()
-        catalog = store.articles()
         web, fetch_state = None, None
         if feeds or pages:
             fetch_state = resources.enter_context(closing(FetchState(config.data_dir)))
-            web = WebReader(resources.enter_context(Fetcher(config)), catalog, fetch_state.validators)
+            web = WebReader(resources.enter_context(Fetcher(config)), store, fetch_state.validators)
         read = chain(_read_all(files, config), web.read(list(pages), list(feeds)) if web else ())
-        plan = plan_run(read, catalog, roots=roots, prune=prune)
+        plan = plan_run(read, store, roots=roots, prune=prune)
         splitter = make_splitter(config)
         pieces = {a.article_id: split_article(a, splitter) for a in plan.to_embed}
         summary = _summarise(plan, pieces, recovered, dry_run=dry_run)

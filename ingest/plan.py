@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ingest.articles import Failure
 from rag.documents import Article
@@ -28,14 +29,25 @@ class Plan:
         return self.new + self.changed
 
 
+class StoredCatalog(Protocol):
+    """What planning reads of the catalog: only the rows the articles read now ask about."""
+
+    def articles(self, ids: Iterable[str] | None = None) -> dict[str, StoredArticle]: ...
+
+    def articles_under(self, path: str) -> dict[str, StoredArticle]: ...
+
+    def text_holders(self, text_hashes: Iterable[str]) -> dict[str, set[str]]: ...
+
+
 def plan_run(
     read: Iterable[Article | Failure],
-    catalog: dict[str, StoredArticle],
+    stored: StoredCatalog,
     *,
     roots: Sequence[Path],
     prune: bool,
 ) -> Plan:
-    """Classify every article read as new, changed, unchanged or duplicate, and find what to remove."""
+    """Classify every article read as new, changed, unchanged or duplicate, and find what to remove. The
+    catalog is asked only about the articles read, their texts and (to prune) the folders read."""
     plan = Plan()
     seen: dict[str, str] = {}  # article id -> source, for this run
     pending: list[Article] = []
@@ -50,20 +62,28 @@ def plan_run(
             seen[item.article_id] = item.source
             pending.append(item)
     if prune:
-        plan.remove = _vanished(catalog, seen, roots=roots, failures=plan.failures)
-    _classify(plan, pending, catalog)
+        under: dict[str, StoredArticle] = {}
+        for root in roots:
+            under |= stored.articles_under(str(root))
+        plan.remove = _vanished(under, seen, roots=roots, failures=plan.failures)
+    catalog = stored.articles(seen)
+    holders = stored.text_holders(a.text_hash for a in pending)
+    _classify(plan, pending, catalog, holders)
     return plan
 
 
-def _classify(plan: Plan, articles: list[Article], catalog: dict[str, StoredArticle]) -> None:
+def _classify(
+    plan: Plan,
+    articles: list[Article],
+    catalog: dict[str, StoredArticle],
+    stored_holders: dict[str, set[str]],
+) -> None:
     """Sort articles into the plan; equal texts are embedded once and the rest recorded as duplicates."""
     stored_embedded = {a.article_id for a in articles if _unchanged_original(a, catalog)}
     leaving = set(plan.remove) | ({a.article_id for a in articles} - stored_embedded)
     # Which article holds each text once this run is over.
     holders = {
-        entry.text_hash: entry.article_id
-        for entry in catalog.values()
-        if entry.duplicate_of is None and entry.article_id not in leaving
+        text_hash: min(staying) for text_hash, ids in stored_holders.items() if (staying := ids - leaving)
     }
     for article in articles:
         stored = catalog.get(article.article_id)

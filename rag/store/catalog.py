@@ -22,10 +22,40 @@ _REPORT_COLUMNS = "article_id, story_id, title, outlet, published_at, url, inges
 class Catalog(Guarded):
     """What is stored, read from the catalog (and, for passage vectors, from Chroma)."""
 
-    def articles(self) -> dict[str, StoredArticle]:
-        """Return every catalog row by article id."""
-        rows = self._rows(f"SELECT {ARTICLE_COLUMNS} FROM articles")
+    def articles(self, ids: Iterable[str] | None = None) -> dict[str, StoredArticle]:
+        """The catalog rows of these article ids (every row when None), by article id."""
+        if ids is None:
+            rows = self._rows(f"SELECT {ARTICLE_COLUMNS} FROM articles")
+        else:
+            rows = self._rows(
+                f"SELECT {ARTICLE_COLUMNS} FROM articles "
+                "WHERE article_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(ids)),),
+            )
         return {row[0]: StoredArticle(*row) for row in rows}
+
+    def articles_under(self, path: str) -> dict[str, StoredArticle]:
+        """The catalog rows of the articles read from a file, or from the files under a folder."""
+        # Its records are "path#n", the files under it "path/..."; '$' follows '#' and '0' follows '/'.
+        folder = path.rstrip("/")
+        rows = self._rows(
+            f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE source = ? OR (source >= ? AND source < ?) "
+            "OR (source >= ? AND source < ?)",
+            (path, path + "#", path + "$", folder + "/", folder + "0"),
+        )
+        return {row[0]: StoredArticle(*row) for row in rows}
+
+    def text_holders(self, text_hashes: Iterable[str]) -> dict[str, set[str]]:
+        """The stored articles that hold each of these texts as their own (not as a duplicate of another)."""
+        rows = self._rows(
+            "SELECT text_hash, article_id FROM articles WHERE duplicate_of IS NULL "
+            "AND text_hash IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(set(text_hashes))),),
+        )
+        holders: dict[str, set[str]] = {}
+        for text_hash, article_id in rows:
+            holders.setdefault(text_hash, set()).add(article_id)
+        return holders
 
     def overview(self) -> CorpusOverview:
         """Summarise the corpus: articles, passages, outlets, publish dates and the last ingest."""

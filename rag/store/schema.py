@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
 CREATE INDEX IF NOT EXISTS articles_story ON articles(story_id);
 CREATE UNIQUE INDEX IF NOT EXISTS ingest_runs_started ON ingest_runs(started_at);
 CREATE INDEX IF NOT EXISTS articles_published ON articles(published_ts);
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 CREATE INDEX IF NOT EXISTS articles_ingested ON articles(ingested_at);
 -- What each period holds, kept by the writes themselves, so no question counts the store.
 CREATE TABLE IF NOT EXISTS periods (
