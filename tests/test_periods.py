@@ -69,6 +69,10 @@ def test_periods_are_kept_as_articles_are_written_moved_and_removed(ingest, conf
     ingest(folder, prune=True)
     with open_store(config) as store:
         assert store.periods() == counted(store) == {"2024-01": 1, "2024-03": 3, UNDATED: 1}
+        overview = store.overview()  # from the kept counts, as the app's sidebar shows it
+        assert (overview.articles, overview.passages, overview.undated) == (5, 5, 1)
+        assert overview.outlets == ["Town Crier"]
+        assert (overview.earliest or "")[:10] == "2024-01-10" and (overview.latest or "")[:10] == "2024-03-06"
         january = store.collections(["2024-01"])["2024-01"].get(include=[])["ids"]
         assert january == ["news/jan-orchestra.md::0"], "a moved or removed article left vectors behind"
     state = snapshot(config)

@@ -59,19 +59,25 @@ class Catalog(Guarded):
 
     def overview(self) -> CorpusOverview:
         """Summarise the corpus: articles, passages, outlets, publish dates and the last ingest."""
+        # From the counts the writes keep and the ends of indexes: nothing here grows with the store.
+        dated = "SELECT published_at FROM articles WHERE published_ts IS NOT NULL ORDER BY published_ts"
         with self._lock:  # one consistent view of the catalog
-            articles, undated, earliest, latest, last = self._row(
-                "SELECT count(*), sum(published_at IS NULL), min(published_at), max(published_at), "
-                "max(ingested_at) FROM articles"
-            )
+            articles, passages = self._row("SELECT sum(articles), sum(passages) FROM periods")
+            undated = self._row("SELECT articles FROM periods WHERE period = 'undated'")
+            earliest, latest = self._row(f"{dated} LIMIT 1"), self._row(f"{dated} DESC LIMIT 1")
+            (last,) = self._row("SELECT max(ingested_at) FROM articles")
             outlets = [
-                row[0]
-                for row in self._rows(
-                    "SELECT DISTINCT outlet FROM articles WHERE outlet IS NOT NULL ORDER BY outlet"
-                )
+                row[0] for row in self._rows("SELECT outlet FROM outlets WHERE articles > 0 ORDER BY 1")
             ]
-            (passages,) = self._row("SELECT count(*) FROM passages")
-        return CorpusOverview(articles, passages, outlets, earliest, latest, undated or 0, last)
+        return CorpusOverview(
+            articles or 0,
+            passages or 0,
+            outlets,
+            earliest[0] if earliest else None,
+            latest[0] if latest else None,
+            undated[0] if undated else 0,
+            last,
+        )
 
     def last_run(self) -> str | None:
         """When the last ingest run that stored something started (ISO 8601), or None."""

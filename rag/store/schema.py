@@ -79,6 +79,13 @@ CREATE TRIGGER IF NOT EXISTS periods_ai AFTER INSERT ON articles BEGIN
         1, new.chunk_count
     ) ON CONFLICT (period) DO UPDATE SET articles = articles + 1, passages = passages + excluded.passages;
 END;
+CREATE TABLE IF NOT EXISTS outlets (outlet TEXT PRIMARY KEY, articles INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS outlets_ai AFTER INSERT ON articles WHEN new.outlet IS NOT NULL BEGIN
+    INSERT INTO outlets VALUES (new.outlet, 1) ON CONFLICT (outlet) DO UPDATE SET articles = articles + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS outlets_ad AFTER DELETE ON articles WHEN old.outlet IS NOT NULL BEGIN
+    UPDATE outlets SET articles = articles - 1 WHERE outlet = old.outlet;
+END;
 CREATE TRIGGER IF NOT EXISTS periods_ad AFTER DELETE ON articles BEGIN
     UPDATE periods SET articles = articles - 1, passages = passages - old.chunk_count
     WHERE period = CASE WHEN old.published_ts IS NULL THEN 'undated'
@@ -110,6 +117,7 @@ class Schema(Vectors):
             self._drop_everything()
         had_headlines = self._has_table("headlines_fts")
         had_periods = self._has_table("periods")
+        had_outlets = self._has_table("outlets")
         self._add_missing_columns()
         self.db.executescript(_SCHEMA)
         if not had_headlines:  # a store from before the headline index: index the headlines it holds
@@ -117,6 +125,9 @@ class Schema(Vectors):
         if not had_periods:  # a store from before periods were kept: count what it holds
             counts = f"SELECT {PERIOD_SQL}, count(*), sum(chunk_count) FROM articles GROUP BY 1"
             self.db.execute(f"INSERT INTO periods {counts}")
+        if not had_outlets:  # a store from before outlets were kept: count them
+            counted = "SELECT outlet, count(*) FROM articles WHERE outlet IS NOT NULL GROUP BY 1"
+            self.db.execute(f"INSERT INTO outlets {counted}")
         self._check_model()
 
     def _drop_everything(self) -> None:
