@@ -203,20 +203,36 @@ def _embed_and_write(
             bar.update(len(batch))
             if progress:
                 progress(done, total)
-        writes, offset = [], 0
+        ready: list[tuple[Article, Sequence[Chunk], Sequence[Sequence[float]]]] = []
+        offset = 0
         for article in articles:
             chunks = pieces[article.article_id]
-            own = vectors[offset : offset + len(chunks)]
-            story = stories.assign(
-                article.article_id,
-                published=article.published_at.date() if article.published_at else None,
-                passages=[chunk.text for chunk in chunks],
-                lead_vector=own[0] if own else None,
-            )
-            writes.append(ArticleWrite(article, chunks, own, story))
+            ready.append((article, chunks, vectors[offset : offset + len(chunks)]))
             offset += len(chunks)
-        store.write(writes, replacing=changed, run=run)
+        store_embedded(ready, store=store, stories=stories, replacing=changed, run=run)
     bar.close()
+
+
+def store_embedded(
+    embedded: Sequence[tuple[Article, Sequence[Chunk], Sequence[Sequence[float]]]],
+    *,
+    store: Store,
+    stories: StoryIndex,
+    replacing: set[str] | frozenset[str] = frozenset(),
+    run: str | None = None,
+) -> None:
+    """Group embedded articles (article, passages, their vectors; oldest first) into their stories and
+    write them to the store in one journalled write: all that ingest does beyond reading and the model."""
+    writes = []
+    for article, chunks, vectors in embedded:
+        story = stories.assign(
+            article.article_id,
+            published=article.published_at.date() if article.published_at else None,
+            passages=[chunk.text for chunk in chunks],
+            lead_vector=vectors[0] if vectors else None,
+        )
+        writes.append(ArticleWrite(article, chunks, vectors, story))
+    store.write(writes, replacing=replacing, run=run)
 
 
 def _publish_order(article: Article) -> tuple[bool, str, str]:

@@ -154,10 +154,13 @@ class Store(Schema, Writes, Search):
             yield
 
     def close(self) -> None:
-        """Release the database and the folder locks."""
+        """Release the database, the vectors held in memory and the folder locks."""
         for connection in self._connections:
             connection.close()
         self._connections.clear()
+        client, self._client = getattr(self, "_client", None), None
+        if client is not None:
+            client.close()  # Chroma lets the indexes it loaded go once no client of the folder is open
         for lock in reversed(self._locks):
             lock.__exit__(None, None, None)
         self._locks.clear()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from rag.documents import chunk_id
@@ -124,17 +125,21 @@ class Vectors(Guarded):
 
     def _vectors_of(self, owner: dict[str, str]) -> Iterator[tuple[str, Sequence[float]]]:
         """(article id, vector) of each stored passage among `owner` (chunk id -> article id)."""
+        for cid, vector in self.passage_vectors(list(owner)).items():
+            yield owner[cid], vector
+
+    def passage_vectors(self, chunk_ids: Sequence[str]) -> dict[str, Sequence[float]]:
+        """The vectors of these stored passages, by chunk id."""
         rows = self._rows(
             "SELECT p.chunk_id, a.published_ts FROM passages p "
             "JOIN articles a ON a.article_id = p.article_id "
             "WHERE p.chunk_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(owner)),),
+            (json.dumps(list(chunk_ids)),),
         )
         by_period: dict[str, list[str]] = {}
         for cid, published_ts in rows:
             by_period.setdefault(period_of(published_ts), []).append(cid)
-        for cid, vector in self._vectors_by_period(by_period):
-            yield owner[cid], vector
+        return dict(self._vectors_by_period(by_period))
 
     def collections(self, periods: Iterable[str]) -> dict[str, Any]:
         """The Chroma collections of these periods that exist, by period (for baselines that search them
@@ -163,8 +168,10 @@ class Vectors(Guarded):
             raise
         ids = list(periods_of)
         for start in range(0, len(ids), BATCH):
-            got: Any = single.get(
-                ids=ids[start : start + BATCH], include=["embeddings", "documents", "metadatas"]
+            got = _patiently(
+                lambda part=ids[start : start + BATCH]: single.get(  # type: ignore[misc]
+                    ids=part, include=["embeddings", "documents", "metadatas"]
+                )
             )
             by_period: dict[str, list[int]] = {}
             for n, cid in enumerate(got["ids"]):
@@ -178,3 +185,16 @@ class Vectors(Guarded):
                     [got["metadatas"][n] for n in rows],
                 )
         self._client.delete_collection(self.config.collection)
+
+
+def _patiently(read: Callable[[], Any], *, tries: int = 4) -> Any:
+    """Read from Chroma, trying again after a pause when it fails inside: seen once here ("Error finding
+    id") when a store's single collection was read just after the process that wrote it had ended."""
+    for attempt in range(tries):
+        try:
+            return read()
+        except Exception:  # chromadb raises InternalError
+            if attempt == tries - 1:
+                raise
+            time.sleep(2**attempt)
+    return None
