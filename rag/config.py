@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         1024,
         description="Passages sorted by length, embedded and written together (a killed run redoes one).",
     )
+    shelf_size: int = Field(
+        100_000,
+        ge=1,
+        description="Vectors a decade's Chroma collection holds before it is split into one a year, and a "
+        "year's before it is split into one a month.",
+    )
 
     # Chunking, in the embedding model's tokens (its window is 256)
     chunk_tokens: int = Field(200, description="Passage size in model tokens; fits the 256-token window.")

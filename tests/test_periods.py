@@ -48,16 +48,37 @@ def counted(store: Store) -> dict[str, int]:
     return dict(Counter(period_of(ts) for (ts,) in rows))
 
 
-def test_periods_are_kept_as_articles_are_written_moved_and_removed(ingest, config, tmp_path) -> None:
+def shelved(store: Store) -> dict[str, list[str]]:
+    """The passage ids each shelf's collection holds."""
+    return {
+        shelf: sorted(c.get(include=[])["ids"]) for shelf, c in store.collections(store.periods()).items()
+    }
+
+
+def test_a_small_store_keeps_a_decade_on_one_shelf(ingest, config, tmp_path) -> None:
+    folder = tmp_path / "news"
+    write_month(folder, "2024-01-10", count=3, prefix="jan")
+    write_month(folder, "2021-03-05", count=2, prefix="mar")
+    ingest(folder)
+    with open_store(config) as store:
+        assert {shelf: len(ids) for shelf, ids in shelved(store).items()} == {"2020s": 5}
+
+
+def test_periods_are_kept_as_articles_are_written_moved_and_removed(ingest, tmp_path) -> None:
+    config = Settings(data_dir=tmp_path / "data", shelf_size=3)  # shelves split as soon as they hold 4
     folder = tmp_path / "news"
     write_month(folder, "2024-01-10", count=3, prefix="jan")
     write_month(folder, "2024-03-05", count=2, prefix="mar")
     (folder / "undated.md").write_text("---\ntitle: Pier notice\n---\nThe pier closes for painting.\n")
-    ingest(folder)
+    ingest(folder, settings=config)
     with open_store(config) as store:
         assert store.periods() == counted(store) == {"2024-01": 3, "2024-03": 2, UNDATED: 1}
-        for period, collection in store.collections(store.periods()).items():
-            assert collection.count() == store.periods()[period]
+        # The decade held 5 (more than 3): split into years; 2024 held 5: split into months.
+        assert {shelf: len(ids) for shelf, ids in shelved(store).items()} == {
+            "2024-01": 3,
+            "2024-03": 2,
+            UNDATED: 1,
+        }
         rowids = store.db.execute("SELECT rowid, published_ts FROM articles").fetchall()
         for rowid, published_ts in rowids:  # each row in its publish day's range
             (low, high), *_ = rowid_ranges([period_of(published_ts)])
@@ -66,15 +87,17 @@ def test_periods_are_kept_as_articles_are_written_moved_and_removed(ingest, conf
     moved = folder / "jan-harbor.md"  # the outlet corrects its date: it moves to March
     moved.write_text(moved.read_text().replace("published: 2024-01-10", "published: 2024-03-06"))
     (folder / "jan-library.md").unlink()
-    ingest(folder, prune=True)
+    ingest(folder, prune=True, settings=config)
     with open_store(config) as store:
         assert store.periods() == counted(store) == {"2024-01": 1, "2024-03": 3, UNDATED: 1}
         overview = store.overview()  # from the kept counts, as the app's sidebar shows it
         assert (overview.articles, overview.passages, overview.undated) == (5, 5, 1)
         assert overview.outlets == ["Town Crier"]
         assert (overview.earliest or "")[:10] == "2024-01-10" and (overview.latest or "")[:10] == "2024-03-06"
-        january = store.collections(["2024-01"])["2024-01"].get(include=[])["ids"]
-        assert january == ["news/jan-orchestra.md::0"], "a moved or removed article left vectors behind"
+        assert shelved(store)["2024-01"] == ["news/jan-orchestra.md::0"], "a moved or removed article stayed"
+        assert store._client.list_collections()  # the split decade and year left no collection behind
+        names = {c.name for c in store._client.list_collections()}
+        assert names == {f"{config.collection}-{shelf}" for shelf in ("2024-01", "2024-03", UNDATED)}
     state = snapshot(config)
     assert state.vectors == state.passages and state.pending == []
 
@@ -94,7 +117,7 @@ def searched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def ranked(config: Settings, embedder, question: str, *, as_of: date, window: int) -> list[str]:  # type: ignore[no-untyped-def]
-    settings = with_overrides(config, [f"window_passages={window}"])
+    settings = with_overrides(config, [f"window_passages={window}"]).model_copy(update={"shelf_size": 4})
     with open_store(settings) as store:
         found = retrieve(
             Query(question, as_of=as_of), store=store, embedder=embedder, config=settings.retrieval
@@ -122,7 +145,7 @@ def test_a_question_reads_the_periods_it_reaches_and_finds_what_searching_all_fi
         ("2024-06-18", "jun"),
     ]:
         write_month(folder, day, count=len(TOPICS), prefix=prefix)
-    ingest(folder)
+    ingest(folder, settings=config.model_copy(update={"shelf_size": 4}))  # a shelf a month
 
     everything = ranked(config, embedder, question, as_of=as_of, window=10**9)
     assert set(searched) == {"2022-03", "2023-11", "2024-03", "2024-06"}

@@ -30,11 +30,11 @@ def write_corpus(folder: Path) -> tuple[Path, Path, Path]:
     records = []
     for n in range(20):
         subject, text = SUBJECTS[n % len(SUBJECTS)]
+        filler = " ".join(f"Paragraph {p} on the {subject} tells residents what changes." for p in range(40))
         records.append({
             "doc_id": f"https://news.example/{n}", "title": f"{subject.title()} report {n}",
             "publish_date": f"2024-03-{n + 1:02d}", "authors": [], "url": f"https://news.example/{n}",
-            "text": f"{text} Officials confirmed the {subject} plan on day {n}.\n\n"
-                    + " ".join(f"Paragraph {p} about the {subject} tells residents what changes." for p in range(40)),
+            "text": f"{text} Officials confirmed the {subject} plan on day {n}.\n\n{filler}",
         })  # fmt: skip
     first, rest, questions = folder / "first.jsonl", folder / "rest.jsonl", folder / "questions.jsonl"
     first.write_text("".join(json.dumps(r) + "\n" for r in records[:12]))

@@ -33,7 +33,7 @@ from rag.store.records import (
     StoryMember,
     chunk_metadata,
 )
-from rag.store.schema import LAYOUT, PERIOD_SQL, SCHEMA_VERSION, Schema
+from rag.store.schema import LAYOUT, SCHEMA_VERSION, Schema
 from rag.store.search import PassageFilter, Search
 from rag.store.writes import Writes, article_focus
 
@@ -78,23 +78,17 @@ class Store(Schema, Writes, Search):
         self._common = {}
         self._collections = {}
         self._create_tables(rebuild=rebuild)
-        if self._row("SELECT value FROM meta WHERE key = 'layout'") is None:
+        if self._row("SELECT value FROM meta WHERE key = 'layout' AND value = ?", (LAYOUT,)) is None:
             self._upgrade_layout()
         self._measure_focus()
 
     def _upgrade_layout(self) -> None:
         """Lay out a store made before the layout by time (rag/store/periods.py), once: its rows renumbered
-        by publish day and its vectors moved from its single collection to their months'; nothing is
-        embedded again. Killed half way, the next open does it again."""
+        by publish day and its vectors moved to their shelves; nothing is embedded again. Killed half way,
+        the next open does it again."""
         with self.writing():
             self._renumber_rows()
-            periods_of = dict(
-                self._rows(
-                    f"SELECT p.chunk_id, {PERIOD_SQL} FROM passages p "
-                    "JOIN articles a ON a.article_id = p.article_id"
-                )
-            )
-            self._move_single_collection(periods_of)
+            self._move_to_shelves()
             with self._transaction():
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('layout', ?)", (LAYOUT,))
 

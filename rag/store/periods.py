@@ -1,9 +1,11 @@
 """How the store is laid out in time, so that a question's cost follows the period it asks about.
 
-Each article belongs to the month it was published in (UTC), or to `undated`. Its passages' vectors live in
-that month's Chroma collection, so a search loads and reads only the months it asks for; and its catalog rows
-get row ids ordered by publish day (the day's number, shifted, plus a sequence), so the keyword and headline
-indexes (FTS5, keyed by those row ids) read a period as one range of rows.
+Each article belongs to the month it was published in (UTC), or to `undated`. Its passages' vectors live on
+that month's shelf, a Chroma collection: the decade's while the decade holds few, then the year's, then the
+month's own (`Settings.shelf_size`), so a search reads a few collections in a small store and only the months
+it asks for in a large one. Its catalog rows get row ids ordered by publish day (the day's number, shifted,
+plus a sequence), so the keyword and headline indexes (FTS5, keyed by those row ids) read a period as a
+range.
 """
 
 from __future__ import annotations
@@ -62,3 +64,14 @@ def rowid_ranges(periods: Iterable[str]) -> list[tuple[int, int]]:
 
 def _day(day: date) -> int:
     return max(1, (day - _EPOCH).days)
+
+
+def shelf_of(period: str, split: set[str] | frozenset[str]) -> str:
+    """The shelf that holds a period's vectors: its decade ("2020s"), or its year once the decade is split,
+    or the month itself once the year is split."""
+    if period == UNDATED:
+        return UNDATED
+    decade, year = period[:3] + "0s", period[:4]
+    if decade not in split:
+        return decade
+    return year if year not in split else period

@@ -79,6 +79,7 @@ CREATE TRIGGER IF NOT EXISTS periods_ai AFTER INSERT ON articles BEGIN
         1, new.chunk_count
     ) ON CONFLICT (period) DO UPDATE SET articles = articles + 1, passages = passages + excluded.passages;
 END;
+CREATE TABLE IF NOT EXISTS vector_splits (shelf TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS outlets (outlet TEXT PRIMARY KEY, articles INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS outlets_ai AFTER INSERT ON articles WHEN new.outlet IS NOT NULL BEGIN
     INSERT INTO outlets VALUES (new.outlet, 1) ON CONFLICT (outlet) DO UPDATE SET articles = articles + 1;
@@ -100,7 +101,7 @@ _DAY = (  # the number of an article's publish day, as row ids use it (rag/store
     "CASE WHEN published_ts IS NULL THEN 0 WHEN published_ts < 86400 THEN 1 "
     "ELSE CAST(published_ts / 86400 AS INTEGER) END"
 )
-LAYOUT = "periods"  # row ids by publish day, a Chroma collection a month (rag/store/periods.py)
+LAYOUT = "shelves"  # row ids by publish day, vectors on shelves by time (rag/store/periods.py)
 
 
 class Schema(Vectors):

@@ -8,11 +8,12 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from rag.config import RetrievalConfig
 from rag.documents import Passage, chunk_id
-from rag.store.periods import DAY_BITS, UNDATED, day_number, rowid_ranges
+from rag.store.periods import DAY_BITS, UNDATED, day_number, rowid_ranges, span
 from rag.store.records import UNKNOWN_TS
 from rag.store.vectors import Vectors
 
@@ -50,35 +51,62 @@ class Search(Vectors):
         is applied to 8, then 64 times the hits wanted, and only when that leaves too few does Chroma filter.
         """
         held = self.periods()
+        wanted = set(held if periods is None else periods)
         hits: list[Passage] = []
-        for period in held if periods is None else [p for p in periods if held.get(p)]:
-            hits += self._period_vector_hits(vector, period, k=k, where=where, total=held[period])
+        for shelf, on_shelf in self._shelves(held).items():
+            inside = [period for period in on_shelf if period in wanted]
+            if not inside:
+                continue
+            # A shelf that also holds periods not asked for is searched with them filtered out.
+            within = None if len(inside) == len(on_shelf) else inside
+            total = sum(held[period] for period in on_shelf)
+            hits += self._shelf_hits(vector, shelf, k=k, where=where, within=within, total=total)
         hits.sort(key=lambda hit: hit.score, reverse=True)
         return hits[:k]
 
-    def _period_vector_hits(
-        self, vector: Sequence[float], period: str, *, k: int, where: PassageFilter | None, total: int
+    def _shelf_hits(
+        self,
+        vector: Sequence[float],
+        shelf: str,
+        *,
+        k: int,
+        where: PassageFilter | None,
+        within: list[str] | None,
+        total: int,
     ) -> list[Passage]:
-        for widen in (1,) if where is None else VECTOR_WIDEN:
+        rows = rowid_ranges(within) if within else None
+        for widen in (1,) if where is None and within is None else VECTOR_WIDEN:
             n = min(widen * k, total)
-            hits = self._catalog_hits(self._nearest(vector, period, n=n), where)
+            hits = self._catalog_hits(self._nearest(vector, shelf, n=n), where, rows=rows)
             if len(hits) >= k or n >= total:
                 return hits[:k]
-        assert where is not None
-        return self._catalog_hits(self._nearest(vector, period, n=k, where=where.for_chroma()), where)[:k]
+        chroma = [(where or PassageFilter()).for_chroma(), _months_for_chroma(within or [])]
+        both = [clause for clause in chroma if clause]
+        condition = both[0] if len(both) == 1 else {"$and": both}
+        return self._catalog_hits(self._nearest(vector, shelf, n=k, where=condition), where, rows=rows)[:k]
 
-    def _catalog_hits(self, similarity: dict[str, float], where: PassageFilter | None) -> list[Passage]:
-        """The catalog's passages for these chunk ids that pass the filter, in the order given."""
+    def _catalog_hits(
+        self,
+        similarity: dict[str, float],
+        where: PassageFilter | None,
+        *,
+        rows: list[tuple[int, int]] | None = None,
+    ) -> list[Passage]:
+        """The catalog's passages for these chunk ids that pass the filter (and lie in these row ranges),
+        in the order given."""
         clauses, params = (where or PassageFilter()).for_sql()
+        if rows:
+            clauses += " AND (" + " OR ".join("p.rowid BETWEEN ? AND ?" for _ in rows) + ")"
+            params += [bound for pair in rows for bound in pair]
         with self._lock:
-            rows = self.db.execute(
+            found = self.db.execute(
                 f"""SELECT {_HIT_COLUMNS} FROM passages p JOIN articles a ON a.article_id = p.article_id
                     WHERE p.chunk_id IN (SELECT value FROM json_each(?)) {clauses}""",
                 (json.dumps(list(similarity)), *params),
             ).fetchall()
         order = {cid: n for n, cid in enumerate(similarity)}
-        rows.sort(key=lambda row: order[row[0]])
-        return [_hit(row, similarity[row[0]]) for row in rows]
+        found.sort(key=lambda row: order[row[0]])
+        return [_hit(row, similarity[row[0]]) for row in found]
 
     def keyword_search(
         self,
@@ -284,6 +312,22 @@ def _rows_of(
             if low <= high:
                 ranges.append((low, high))
     return ranges
+
+
+def _months_for_chroma(months: Sequence[str]) -> dict[str, Any] | None:
+    """A Chroma filter for passages published in these months (UTC)."""
+    spans = [span(month) for month in sorted(months)]
+    ranges = [
+        {"$and": [{"published_ts": {"$gte": _start(first)}}, {"published_ts": {"$lt": _start(last) + 86400}}]}
+        for first, last in (days for days in spans if days)
+    ]
+    if not ranges:
+        return None
+    return ranges[0] if len(ranges) == 1 else {"$or": ranges}
+
+
+def _start(day: date) -> float:
+    return datetime.combine(day, time.min, tzinfo=UTC).timestamp()
 
 
 def _phrases(terms: Sequence[str]) -> list[str]:

@@ -1,5 +1,7 @@
-"""The passages' vectors in Chroma: one collection a period (rag/store/periods.py), so that a search loads
-and reads only the months it asks for, and a store's memory follows what its questions touch."""
+"""The passages' vectors in Chroma, on shelves by publish time (rag/store/periods.py): a decade's articles
+share one collection until it holds `shelf_size` vectors (a setting), then it is split into a collection a
+year, and a full year into a collection a month. A search reads only the shelves of the months it asks
+for, so a small store is searched in a few calls and a large one holds in memory what its questions touch."""
 
 from __future__ import annotations
 
@@ -12,26 +14,38 @@ from typing import Any
 from rag.documents import chunk_id
 from rag.store.catalog import BATCH
 from rag.store.lock import Guarded
-from rag.store.periods import UNDATED, period_of
+from rag.store.periods import UNDATED, period_of, shelf_of
+from rag.store.records import UNKNOWN_TS
+
+_SHELF = r"\d{3}0s|\d{4}|\d{4}-\d{2}|" + UNDATED  # a decade, a year, a month, or the undated
 
 
 class Vectors(Guarded):
-    """A Chroma collection for each period that holds passages, made when it is first written to."""
+    """The Chroma collections of a store's shelves, made when first written to, split as they fill."""
 
     _client: Any
     model_name: str
     dimension: int
     _collections: dict[str, Any]
 
-    def _collection_name(self, period: str) -> str:
-        return f"{self.config.collection}-{period}"
+    def _split(self) -> set[str]:
+        """The shelves (decades, years) that have been split into finer ones."""
+        return {row[0] for row in self._rows("SELECT shelf FROM vector_splits")}
 
-    def _collection(self, period: str, *, create: bool = False) -> Any | None:
-        """The collection of a period (None when it has none yet and `create` is false)."""
-        found = self._collections.get(period)
+    def _shelves(self, periods: Iterable[str]) -> dict[str, list[str]]:
+        """The shelves that hold these periods' vectors, each with the periods it holds of them."""
+        split = self._split()
+        found: dict[str, list[str]] = {}
+        for period in periods:
+            found.setdefault(shelf_of(period, split), []).append(period)
+        return found
+
+    def _collection(self, shelf: str, *, create: bool = False) -> Any | None:
+        """The collection of a shelf (None when it has none yet and `create` is false)."""
+        found = self._collections.get(shelf)
         if found is not None:
             return found
-        name = self._collection_name(period)
+        name = f"{self.config.collection}-{shelf}"
         if create:
             found = self._client.get_or_create_collection(
                 name,
@@ -43,15 +57,15 @@ class Vectors(Guarded):
             try:
                 found = self._client.get_collection(name, embedding_function=None)
             except Exception as error:  # chromadb raises NotFoundError or ValueError by version
-                if "does not exist" in str(error) or "not found" in str(error).lower():
+                if _missing(error):
                     return None
                 raise
-        self._collections[period] = found
+        self._collections[shelf] = found
         return found
 
-    def _period_collections(self) -> dict[str, Any]:
-        """Every period collection of this store in the Chroma it uses, by period."""
-        pattern = re.compile(rf"{re.escape(self.config.collection)}-(\d{{4}}-\d{{2}}|{UNDATED})")
+    def _shelf_collections(self) -> dict[str, str]:
+        """Every shelf collection of this store in the Chroma it uses: shelf -> collection name."""
+        pattern = re.compile(rf"{re.escape(self.config.collection)}-({_SHELF})")
         found = {}
         for entry in self._client.list_collections():
             name = entry if isinstance(entry, str) else entry.name
@@ -60,14 +74,17 @@ class Vectors(Guarded):
         return found
 
     def _drop_vectors(self) -> None:
-        """Delete every collection of this store (and the single one of a store from before periods)."""
+        """Delete every collection of this store (and the single one of a store from before shelves)."""
         self._collections.clear()
-        for name in [*self._period_collections().values(), self.config.collection]:
-            try:
-                self._client.delete_collection(name)
-            except Exception as error:  # chromadb raises NotFoundError or ValueError by version
-                if "does not exist" not in str(error) and "not found" not in str(error).lower():
-                    raise
+        for name in [*self._shelf_collections().values(), self.config.collection]:
+            self._delete_collection(name)
+
+    def _delete_collection(self, name: str) -> None:
+        try:
+            self._client.delete_collection(name)
+        except Exception as error:  # chromadb raises NotFoundError or ValueError by version
+            if not _missing(error):
+                raise
 
     def _upsert(
         self,
@@ -77,28 +94,19 @@ class Vectors(Guarded):
         documents: Sequence[str],
         metadatas: Sequence[dict[str, Any]],
     ) -> None:
-        collection: Any = self._collection(period, create=True)
-        for start in range(0, len(ids), BATCH):
-            end = start + BATCH
-            collection.upsert(
-                ids=list(ids[start:end]),
-                embeddings=list(vectors[start:end]),
-                documents=list(documents[start:end]),
-                metadatas=list(metadatas[start:end]),
-            )
+        (shelf,) = self._shelves([period])
+        _upsert(self._collection(shelf, create=True), ids, vectors, documents, metadatas)
 
     def _delete_where(self, periods: Iterable[str], where: dict[str, Any]) -> None:
-        for period in sorted(set(periods)):
-            collection = self._collection(period)
+        for shelf in sorted(self._shelves(set(periods))):
+            collection = self._collection(shelf)
             if collection is not None:
                 collection.delete(where=where)
 
-    def _nearest(
-        self, vector: Sequence[float], period: str, *, n: int, where: Any = None
-    ) -> dict[str, float]:
-        """Chunk ids of the n passages of a period nearest to a vector, nearest first, with their cosine
+    def _nearest(self, vector: Sequence[float], shelf: str, *, n: int, where: Any = None) -> dict[str, float]:
+        """Chunk ids of the n passages of a shelf nearest to a vector, nearest first, with their cosine
         similarity."""
-        collection = self._collection(period)
+        collection = self._collection(shelf)
         if collection is None or n <= 0:
             return {}
         result = collection.query(
@@ -107,17 +115,71 @@ class Vectors(Guarded):
         distances = (result["distances"] or [[]])[0]
         return {cid: 1.0 - float(d) for cid, d in zip(result["ids"][0], distances, strict=True)}
 
-    def _vectors_by_period(
-        self, ids_by_period: dict[str, list[str]]
-    ) -> Iterator[tuple[str, Sequence[float]]]:
-        """(chunk id, vector) of each of these passages that Chroma holds."""
-        for period, chunk_ids in ids_by_period.items():
-            collection = self._collection(period)
-            if collection is None:
+    def split_full(self, shelves: Iterable[str] | None = None) -> list[str]:
+        """Split each decade or year shelf (of `shelves`, or all) that holds more than `shelf_size` vectors
+        into finer ones (its vectors copied, the split recorded, then the old collection deleted: killed half
+        way, the old one still serves and the split is done again); return the shelves split."""
+        done = []
+        for shelf in sorted(self._shelf_collections() if shelves is None else set(shelves)):
+            if shelf in self._split() or len(shelf) == 7 or shelf == UNDATED:  # months are not split
                 continue
-            for start in range(0, len(chunk_ids), BATCH):
-                got: Any = collection.get(ids=chunk_ids[start : start + BATCH], include=["embeddings"])
-                yield from zip(got["ids"], got["embeddings"], strict=True)
+            collection = self._collection(shelf)
+            if collection is not None and collection.count() > self.config.shelf_size:
+                self._relayout(collection, split={*self._split(), shelf})
+                with self._transaction():
+                    self.db.execute("INSERT OR IGNORE INTO vector_splits VALUES (?)", (shelf,))
+                self._forget(shelf)
+                done.append(shelf)
+        for shelf in self._split() & set(self._shelf_collections()):  # an old shelf a killed split left
+            self._forget(shelf)
+        return done + (self.split_full() if done else [])  # a year of a split decade may be full too
+
+    def _forget(self, shelf: str) -> None:
+        self._collections.pop(shelf, None)
+        self._delete_collection(f"{self.config.collection}-{shelf}")
+
+    def _relayout(self, source: Any, *, split: set[str]) -> None:
+        """Copy every vector of a collection to the shelf of its period under `split` (writing a vector
+        twice replaces it, so this may be done again)."""
+        for start in range(0, source.count(), BATCH):
+            got = _patiently(
+                lambda at=start: source.get(  # type: ignore[misc]
+                    limit=BATCH, offset=at, include=["embeddings", "documents", "metadatas"]
+                )
+            )
+            by_shelf: dict[str, list[int]] = {}
+            for n, metadata in enumerate(got["metadatas"]):
+                shelf = shelf_of(period_of(_published_ts(metadata)), split)
+                by_shelf.setdefault(shelf, []).append(n)
+            for shelf, rows in by_shelf.items():
+                if f"{self.config.collection}-{shelf}" == source.name:
+                    continue
+                _upsert(
+                    self._collection(shelf, create=True),
+                    [got["ids"][n] for n in rows],
+                    [got["embeddings"][n] for n in rows],
+                    [got["documents"][n] for n in rows],
+                    [got["metadatas"][n] for n in rows],
+                )
+
+    def _move_to_shelves(self) -> None:
+        """Move the vectors of a store from before shelves (one collection, or one a month) to their
+        shelves, then split the full ones. Killed half way, it is done again."""
+        split = self._split()
+        single = f"{self.config.collection}"
+        names = {shelf: name for shelf, name in self._shelf_collections().items() if len(shelf) == 7}
+        names = {shelf: name for shelf, name in names.items() if shelf_of(shelf, split) != shelf}
+        for name in [single, *names.values()]:
+            try:
+                source = self._client.get_collection(name, embedding_function=None)
+            except Exception as error:  # chromadb raises NotFoundError or ValueError by version
+                if _missing(error):
+                    continue
+                raise
+            self._relayout(source, split=split)
+            self._delete_collection(name)
+        self._collections.clear()
+        self.split_full()
 
     def lead_vectors(self, article_ids: Sequence[str]) -> dict[str, Sequence[float]]:
         """The vectors of these articles' first passages (headline and lead), from Chroma."""
@@ -139,52 +201,58 @@ class Vectors(Guarded):
         by_period: dict[str, list[str]] = {}
         for cid, published_ts in rows:
             by_period.setdefault(period_of(published_ts), []).append(cid)
-        return dict(self._vectors_by_period(by_period))
+        found: dict[str, Sequence[float]] = {}
+        for shelf, periods in self._shelves(by_period).items():
+            collection = self._collection(shelf)
+            wanted = [cid for period in periods for cid in by_period[period]]
+            for start in range(0, len(wanted) if collection is not None else 0, BATCH):
+                got: Any = collection.get(  # type: ignore[union-attr]
+                    ids=wanted[start : start + BATCH], include=["embeddings"]
+                )
+                found.update(zip(got["ids"], got["embeddings"], strict=True))
+        return found
 
     def collections(self, periods: Iterable[str]) -> dict[str, Any]:
-        """The Chroma collections of these periods that exist, by period (for baselines that search them
-        with another library)."""
-        found = {period: self._collection(period) for period in periods}
-        return {period: collection for period, collection in found.items() if collection is not None}
+        """The Chroma collections that hold these periods' vectors, by shelf (for baselines that search
+        them with another library)."""
+        found = {shelf: self._collection(shelf) for shelf in self._shelves(periods)}
+        return {shelf: collection for shelf, collection in found.items() if collection is not None}
 
     def vector_ids(self) -> list[str]:
         """Every passage id Chroma holds for this store (for checks; reads every collection)."""
         ids: list[str] = []
-        for period in self._period_collections():
-            collection = self._collection(period)
+        for shelf in self._shelf_collections():
+            collection = self._collection(shelf)
             if collection is not None:
                 ids += collection.get(include=[])["ids"]
         return ids
 
-    def _move_single_collection(self, periods_of: dict[str, str]) -> None:
-        """Move the vectors of a store from before periods out of its single collection into the collection
-        of each passage's period (`periods_of`: chunk id -> period), then delete it. Killed half way, it is
-        done again: writing a vector twice replaces it."""
-        try:
-            single = self._client.get_collection(self.config.collection, embedding_function=None)
-        except Exception as error:  # chromadb raises NotFoundError or ValueError by version
-            if "does not exist" in str(error) or "not found" in str(error).lower():
-                return
-            raise
-        ids = list(periods_of)
-        for start in range(0, len(ids), BATCH):
-            got = _patiently(
-                lambda part=ids[start : start + BATCH]: single.get(  # type: ignore[misc]
-                    ids=part, include=["embeddings", "documents", "metadatas"]
-                )
-            )
-            by_period: dict[str, list[int]] = {}
-            for n, cid in enumerate(got["ids"]):
-                by_period.setdefault(periods_of[cid], []).append(n)
-            for period, rows in by_period.items():
-                self._upsert(
-                    period,
-                    [got["ids"][n] for n in rows],
-                    [got["embeddings"][n] for n in rows],
-                    [got["documents"][n] for n in rows],
-                    [got["metadatas"][n] for n in rows],
-                )
-        self._client.delete_collection(self.config.collection)
+
+def _upsert(
+    collection: Any,
+    ids: Sequence[str],
+    vectors: Sequence[Sequence[float]],
+    documents: Sequence[str],
+    metadatas: Sequence[dict[str, Any]],
+) -> None:
+    for start in range(0, len(ids), BATCH):
+        end = start + BATCH
+        collection.upsert(
+            ids=list(ids[start:end]),
+            embeddings=list(vectors[start:end]),
+            documents=list(documents[start:end]),
+            metadatas=list(metadatas[start:end]),
+        )
+
+
+def _published_ts(metadata: dict[str, Any] | None) -> float | None:
+    """A passage's publish time from its Chroma metadata (an undated one carries a far-past stand-in)."""
+    value = (metadata or {}).get("published_ts")
+    return None if value is None or value <= UNKNOWN_TS else float(value)
+
+
+def _missing(error: Exception) -> bool:
+    return "does not exist" in str(error) or "not found" in str(error).lower()
 
 
 def _patiently(read: Callable[[], Any], *, tries: int = 4) -> Any:

@@ -96,6 +96,7 @@ class Writes(Vectors, Catalog):
             if run:
                 self._count_run(run, new=len(writes) - len(changed), changed=len(changed))
             self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
+        self.split_full(self._shelves(set(period.values())))
 
     def record_duplicates(
         self,
