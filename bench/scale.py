@@ -62,6 +62,7 @@ from rag.store import StoreError, open_store  # noqa: E402
 TIERS = (5_000, 6_624, 30_000, 100_000, 300_000, 1_000_000)
 ARCHIVE_YEARS = (1994, 2021)  # archive articles are dated into these years, oldest first within a tier
 GROUP = 1024  # passages written together, as ingest's write groups
+REOPEN_EVERY = 200  # write groups between openings of the store
 Cached = tuple[Article, list[tuple[int, int]], np.ndarray]  # an article, its passage spans and vectors
 
 
@@ -263,25 +264,29 @@ def build(args: argparse.Namespace, tiers: list[int], real: list[Cached], figure
         key = str(tier)
         if figures.get(key, {}).get("measured"):
             continue
-        with open_store(config) as store:
-            store.recover()
-            held = store.overview().articles
-            stories = StoryIndex(config.stories, store)
-            entry = figures.setdefault(key, {"seconds": 0.0, "written": 0})
-            while held < tier:
-                group = next_group(held, tier, tier_start, real)
-                started = time.perf_counter()
-                items = [(a, as_chunks(a, spans), list(vectors)) for a, spans, vectors in group]
-                fresh = set(store.articles([a.article_id for a, _, _ in items]))
-                store_embedded(
-                    [i for i in items if i[0].article_id not in fresh], store=store, stories=stories
-                )
-                entry["seconds"] += time.perf_counter() - started
-                entry["written"] += len(items)
+        entry = figures.setdefault(key, {"seconds": 0.0, "written": 0})
+        held = 0
+        while held < tier:  # the store is opened afresh now and then: Chroma lets go of what it loaded
+            with open_store(config) as store:
+                store.recover()
                 held = store.overview().articles
-                save(args.data, figures)
-                print(f"tier {tier}: {held} articles, {entry['written'] / entry['seconds']:.1f} articles/s",
-                      file=sys.stderr)  # fmt: skip
+                stories = StoryIndex(config.stories, store)
+                for _ in range(REOPEN_EVERY):
+                    if held >= tier:
+                        break
+                    group = next_group(held, tier, tier_start, real)
+                    started = time.perf_counter()
+                    items = [(a, as_chunks(a, spans), list(vectors)) for a, spans, vectors in group]
+                    stored = set(store.articles([a.article_id for a, _, _ in items]))
+                    store_embedded(
+                        [i for i in items if i[0].article_id not in stored], store=store, stories=stories
+                    )
+                    entry["seconds"] += time.perf_counter() - started
+                    entry["written"] += len(items)
+                    held = store.overview().articles
+                    save(args.data, figures)
+                    rate = entry["written"] / entry["seconds"]
+                    print(f"tier {tier}: {held} articles, {rate:.1f} articles/s", file=sys.stderr)
         entry["articles_per_s"] = entry["written"] / entry["seconds"] if entry["seconds"] else None
         entry.update(measure_in_child(args, tier))
         entry["measured"] = True
