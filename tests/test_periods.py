@@ -17,6 +17,7 @@ from rag.conversation import ask
 from rag.retrieve import Query, retrieve
 from rag.store import UNDATED, Store, open_store
 from rag.store.periods import DAY_BITS, period_of, rowid_ranges
+from rag.store.records import CHROMA_KEYS
 
 TOPICS = [
     ("harbor", "The harbor authority approved a new ferry terminal with twelve berths for cargo ships."),
@@ -167,9 +168,10 @@ def test_a_store_from_before_the_layout_is_laid_out_in_place(ingest, config, emb
     with open_store(config) as store:  # as an older Newsdesk left it: one collection, rows in writing order
         single = store._client.create_collection(config.collection, embedding_function=None)
         for collection in store.collections(store.periods()).values():
-            got = collection.get(include=["embeddings", "documents", "metadatas"])
-            single.add(ids=got["ids"], embeddings=got["embeddings"], documents=got["documents"],
-                       metadatas=got["metadatas"])  # fmt: skip
+            got = collection.get(include=["embeddings", "metadatas"])
+            texts = [f"the text of {cid}, which Chroma kept then" for cid in got["ids"]]
+            single.add(ids=got["ids"], embeddings=got["embeddings"], documents=texts,
+                       metadatas=[{**m, "title": "kept then"} for m in got["metadatas"]])  # fmt: skip
             store._client.delete_collection(collection.name)
         with store._transaction():
             for table in ("articles", "passages"):
@@ -191,6 +193,11 @@ def test_a_store_from_before_the_layout_is_laid_out_in_place(ingest, config, emb
         assert store._client.list_collections() and config.collection not in [
             c.name for c in store._client.list_collections()
         ]
+        for collection in store.collections(store.periods()).values():  # the old copies of texts are left
+            got = collection.get(include=["documents", "metadatas"])
+            assert set(got["documents"]) == {None}
+            assert all({"article_id", "chunk_index", "published_ts"} <= m.keys() <= set(CHROMA_KEYS)
+                       for m in got["metadatas"])  # fmt: skip
         turn = ask(
             Query("How many berths will the new ferry terminal have?", as_of=date(2024, 3, 31)),
             store=store,

@@ -97,20 +97,20 @@ class ArticleWrite:
     story: StoryLink | None = None
 
 
+CHROMA_KEYS = ("article_id", "chunk_index", "outlet", "published_ts")  # what Chroma keeps of a passage
+
+
 def chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
-    """Return the metadata stored with a passage: all that answers and filters need, None left out."""
+    """Return the metadata Chroma keeps with a passage: what its filters and deletes read, nothing more.
+
+    The passage's text, headline and address live in the catalog; Chroma kept a copy of each with a trigram
+    index over the text, which made it four times the size of the vectors it serves (`docs/benchmarks.md`).
+    """
     published = article.published_at
-    metadata: dict[str, Any] = {
+    metadata: dict[str, Any] = {  # CHROMA_KEYS
         "article_id": article.article_id,
         "chunk_index": chunk.index,
-        "start": chunk.start,
-        "end": chunk.end,
-        "content_hash": article.content_hash,
-        "title": article.title,
         "outlet": article.outlet,
-        "author": article.author,
-        "url": article.url,
-        "published_at": article.published_iso,
         # Chroma cannot match a missing key, so an unknown date is a far-past sentinel: `as_of` keeps it,
         # an explicit range drops it.
         "published_ts": timestamp(published) if published else UNKNOWN_TS,

@@ -15,7 +15,7 @@ from rag.documents import chunk_id
 from rag.store.catalog import BATCH
 from rag.store.lock import Guarded
 from rag.store.periods import UNDATED, period_of, shelf_of
-from rag.store.records import UNKNOWN_TS
+from rag.store.records import CHROMA_KEYS, UNKNOWN_TS
 
 _SHELF = r"\d{3}0s|\d{4}|\d{4}-\d{2}|" + UNDATED  # a decade, a year, a month, or the undated
 
@@ -91,11 +91,10 @@ class Vectors(Guarded):
         period: str,
         ids: Sequence[str],
         vectors: Sequence[Sequence[float]],
-        documents: Sequence[str],
         metadatas: Sequence[dict[str, Any]],
     ) -> None:
         (shelf,) = self._shelves([period])
-        _upsert(self._collection(shelf, create=True), ids, vectors, documents, metadatas)
+        _upsert(self._collection(shelf, create=True), ids, vectors, metadatas)
 
     def _delete_where(self, periods: Iterable[str], where: dict[str, Any]) -> None:
         for shelf in sorted(self._shelves(set(periods))):
@@ -140,11 +139,12 @@ class Vectors(Guarded):
 
     def _relayout(self, source: Any, *, split: set[str]) -> None:
         """Copy every vector of a collection to the shelf of its period under `split` (writing a vector
-        twice replaces it, so this may be done again)."""
+        twice replaces it, so this may be done again), with the metadata Chroma keeps now (a store from
+        before kept each passage's text and headline there too: they are left behind)."""
         for start in range(0, source.count(), BATCH):
             got = _patiently(
                 lambda at=start: source.get(  # type: ignore[misc]
-                    limit=BATCH, offset=at, include=["embeddings", "documents", "metadatas"]
+                    limit=BATCH, offset=at, include=["embeddings", "metadatas"]
                 )
             )
             by_shelf: dict[str, list[int]] = {}
@@ -158,8 +158,10 @@ class Vectors(Guarded):
                     self._collection(shelf, create=True),
                     [got["ids"][n] for n in rows],
                     [got["embeddings"][n] for n in rows],
-                    [got["documents"][n] for n in rows],
-                    [got["metadatas"][n] for n in rows],
+                    [
+                        {key: got["metadatas"][n][key] for key in CHROMA_KEYS if key in got["metadatas"][n]}
+                        for n in rows
+                    ],  # fmt: skip
                 )
 
     def _move_to_shelves(self) -> None:
@@ -232,7 +234,6 @@ def _upsert(
     collection: Any,
     ids: Sequence[str],
     vectors: Sequence[Sequence[float]],
-    documents: Sequence[str],
     metadatas: Sequence[dict[str, Any]],
 ) -> None:
     for start in range(0, len(ids), BATCH):
@@ -240,7 +241,6 @@ def _upsert(
         collection.upsert(
             ids=list(ids[start:end]),
             embeddings=list(vectors[start:end]),
-            documents=list(documents[start:end]),
             metadatas=list(metadatas[start:end]),
         )
 

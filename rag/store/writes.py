@@ -46,18 +46,15 @@ class Writes(Vectors, Catalog):
         stored = self._stored_periods(ids)
         period = {w.article.article_id: period_of(_published_ts(w.article)) for w in writes}
         self._mark_pending({i: {period[i], *stored.get(i, ())} for i in ids})
-        grouped: dict[str, tuple[list[str], list[Any], list[str], list[dict[str, Any]]]] = {}
+        grouped: dict[str, tuple[list[str], list[Any], list[dict[str, Any]]]] = {}
         for item in writes:
-            chunk_ids, vectors, documents, metadatas = grouped.setdefault(
-                period[item.article.article_id], ([], [], [], [])
-            )
+            chunk_ids, vectors, metadatas = grouped.setdefault(period[item.article.article_id], ([], [], []))
             for chunk, vector in zip(item.chunks, item.vectors, strict=True):
                 chunk_ids.append(chunk.chunk_id)
                 vectors.append(vector)
-                documents.append(chunk.text)
                 metadatas.append(chunk_metadata(item.article, chunk))
-        for into, (chunk_ids, vectors, documents, metadatas) in grouped.items():
-            self._upsert(into, chunk_ids, vectors, documents, metadatas)
+        for into, (chunk_ids, vectors, metadatas) in grouped.items():
+            self._upsert(into, chunk_ids, vectors, metadatas)
         counts = {w.article.article_id: len(w.chunks) for w in writes}
         for article_id, periods in stored.items():
             # A version of another month leaves its collection; a shorter one must not leave its tail.
