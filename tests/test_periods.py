@@ -99,6 +99,9 @@ def test_periods_are_kept_as_articles_are_written_moved_and_removed(ingest, tmp_
         assert store._client.list_collections()  # the split decade and year left no collection behind
         names = {c.name for c in store._client.list_collections()}
         assert names == {f"{config.collection}-{shelf}" for shelf in ("2024-01", "2024-03", UNDATED)}
+    # Nor their index folders, which embedded Chroma leaves on disk when a collection is deleted.
+    folders = [entry for entry in (config.data_dir / "chroma").iterdir() if entry.is_dir()]
+    assert len(folders) == 3, sorted(entry.name for entry in folders)
     state = snapshot(config)
     assert state.vectors == state.passages and state.pending == []
 

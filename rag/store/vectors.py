@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from typing import Any
 
 from rag.documents import chunk_id
@@ -18,6 +21,7 @@ from rag.store.periods import UNDATED, period_of, shelf_of
 from rag.store.records import CHROMA_KEYS, UNKNOWN_TS
 
 _SHELF = r"\d{3}0s|\d{4}|\d{4}-\d{2}|" + UNDATED  # a decade, a year, a month, or the undated
+_SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # an index folder
 
 
 class Vectors(Guarded):
@@ -85,6 +89,26 @@ class Vectors(Guarded):
         except Exception as error:  # chromadb raises NotFoundError or ValueError by version
             if not _missing(error):
                 raise
+        self._sweep_index_folders()
+
+    def _sweep_index_folders(self) -> None:
+        """Remove the index folders of deleted collections from an embedded store's Chroma folder.
+
+        Embedded Chroma forgets a deleted collection but leaves its HNSW folder on disk (chroma-core/chroma
+        #5259), so every shelf split would leave a copy of the shelf's index behind. A folder named for a
+        segment that Chroma's own database no longer lists is removed. A Chroma server keeps its own folder.
+        """
+        if self.config.uses_chroma_server:
+            return
+        folder = self.config.data_dir / "chroma"
+        try:
+            with closing(sqlite3.connect(f"file:{folder / 'chroma.sqlite3'}?mode=ro", uri=True)) as chroma:
+                live = {str(row[0]) for row in chroma.execute("SELECT id FROM segments")}
+        except sqlite3.Error:  # a Chroma that keeps its segments otherwise: left as it is
+            return
+        for entry in folder.iterdir():
+            if entry.is_dir() and _SEGMENT.fullmatch(entry.name) and entry.name not in live:
+                shutil.rmtree(entry, ignore_errors=True)
 
     def _upsert(
         self,
