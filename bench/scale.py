@@ -256,14 +256,24 @@ def as_chunks(article: Article, spans: Sequence[tuple[int, int]]) -> list[Chunk]
 # Building
 
 
-def build(args: argparse.Namespace, tiers: list[int], real: list[Cached], figures: dict) -> None:  # type: ignore[type-arg]
-    """Grow the store through the tiers, measuring each once it is reached."""
+def build(
+    args: argparse.Namespace,
+    tiers: list[int],
+    articles: list[Article],
+    cache: VectorCache,
+    figures: dict,  # type: ignore[type-arg]
+) -> None:
+    """Grow the store through the tiers, measuring each once it is reached. A tier's real articles are
+    embedded (those the cache lacks) before it is written, so the first tiers need no embedding at all."""
     config = settings(args.data)
     bounds = [0, *tiers]
     for tier_start, tier in zip(bounds, bounds[1:], strict=False):
         key = str(tier)
         if figures.get(key, {}).get("measured"):
             continue
+        wanted = articles[:tier]  # past the real articles, the archive draws on all of them
+        print(f"tier {tier}: {embed_missing(cache, wanted, config)} articles embedded", file=sys.stderr)
+        real = [c for c in cache.get(wanted) if c[1]]
         entry = figures.setdefault(key, {"seconds": 0.0, "written": 0})
         held = 0
         while held < tier:  # the store is opened afresh now and then: Chroma lets go of what it loaded
@@ -460,12 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     config = settings(args.data)
     articles = read_real(args.first, args.corpus, config)
     cache = VectorCache(args.data / "vectors.sqlite")
-    print(f"{len(articles)} real articles; {harvest(cache, articles, args.harvest)} vectors taken from built "
-          f"stores; {embed_missing(cache, articles, config)} embedded", file=sys.stderr)  # fmt: skip
-    real = [c for c in cache.get(articles) if c[1]]
+    taken = harvest(cache, articles, args.harvest)
+    print(f"{len(articles)} real articles; {taken} taken from built stores", file=sys.stderr)
     figures_path = args.data / "figures.json"
     figures = json.loads(figures_path.read_text()) if figures_path.exists() else {}
-    build(args, tiers, real, figures)
+    build(args, tiers, articles, cache, figures)
     print(table(figures))
     if args.plot:
         plot(figures, args.plot)
