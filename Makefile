@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser run ingest test lint bench clean
+.PHONY: setup browser postgres run ingest test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# The PostgreSQL backend's tests start their own server from Debian's postgresql; installed only when missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+
 # Chroma server on 127.0.0.1:8765, ingest of seeds/, the app on http://127.0.0.1:8501; Ctrl+C stops all.
 run: setup
 	NEWSDESK_CORPUS_DIR=seeds $(PY) -m rag serve
@@ -28,7 +33,7 @@ run: setup
 ingest: setup
 	$(PY) -m ingest $(ARGS)
 
-test: setup browser
+test: setup browser postgres
 	$(PY) -m pytest -q
 
 lint: setup

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
 from rag.config import Settings
+from rag.store.database import Database
 
 MB = 1_000_000
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -43,12 +42,11 @@ class Fetched:
 
 
 class FetchState:
-    """What a web server said about each URL (ETag, Last-Modified), remembered between runs in the data
-    folder's catalog file, so the next request can be conditional. A rebuilt store drops it with the rest.
-    One connection for a run; close it when the run ends."""
+    """What a web server said about each URL (ETag, Last-Modified), remembered between runs in the store's
+    catalog, so the next request can be conditional. A rebuilt store drops it with the rest."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.db = sqlite3.connect(data_dir / "newsdesk.sqlite", timeout=30)
+    def __init__(self, database: Database) -> None:
+        self.db = database
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS fetch_state "
             "(url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, checked_at TEXT)"
@@ -56,21 +54,19 @@ class FetchState:
 
     def validators(self, url: str) -> tuple[str | None, str | None]:
         """The ETag and Last-Modified a server last sent for this URL (None, None when never fetched)."""
-        row = self.db.execute("SELECT etag, last_modified FROM fetch_state WHERE url = ?", (url,)).fetchone()
+        row = self.db.row("SELECT etag, last_modified FROM fetch_state WHERE url = ?", (url,))
         return (row[0], row[1]) if row else (None, None)
 
     def save(self, validators: dict[str, tuple[str | None, str | None]]) -> None:
         """Remember validators once what they vouch for is stored (never before: a 304 would lose it)."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        with self.db:
+        with self.db.transaction():
             self.db.executemany(
-                "INSERT OR REPLACE INTO fetch_state (url, etag, last_modified, checked_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO fetch_state (url, etag, last_modified, checked_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, "
+                "last_modified = excluded.last_modified, checked_at = excluded.checked_at",
                 [(url, etag, modified, now) for url, (etag, modified) in validators.items()],
             )
-
-    def close(self) -> None:
-        self.db.close()
 
 
 def is_web_url(text: str) -> bool:

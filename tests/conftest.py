@@ -6,11 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from postgres import postgres_server, server_programs
 
 from ingest.pipeline import Summary, ingest_paths
 from rag.config import Settings
@@ -153,6 +155,27 @@ def chroma_server(tmp_path: Path) -> Iterator[dict[str, str]]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL server for the session (tests/postgres.py); the URL of its `postgres` database."""
+    pytest.importorskip("psycopg", reason="the PostgreSQL backend needs psycopg (pip install -e '.[dev]')")
+    if server_programs() is None:
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql; `make test` does)")
+    with postgres_server(free_port()) as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(postgres: str) -> str:
+    """A new, empty database on the session's PostgreSQL server, for one test."""
+    import psycopg
+
+    name = f"newsdesk_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return postgres.rsplit("/", 1)[0] + "/" + name
 
 
 def write_articles(folder: Path, count: int, *, paragraphs: int = 3, prefix: str = "story") -> list[Path]:

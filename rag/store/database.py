@@ -1,0 +1,83 @@
+"""The catalog's database behind one small interface, so that the store's SQL is written once where the
+dialects agree and, where they do not, in the dialect's own module: `rag/store/sqlite.py` (a file in the
+data folder, the default: nothing to install or run) and `rag/store/postgres.py` (a PostgreSQL server
+shared by several machines).
+
+SQL is written with `?` placeholders; a list of values to match is one parameter, `IN` the fragment
+`in_list()` gives. Every read and write goes through `rows`/`execute`, a write's statements inside
+`transaction()`; the connection is shared by the threads of one process (the app's sessions), one at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+
+class Database(ABC):
+    """A connection to the catalog's database, used by one thread at a time."""
+
+    dialect: str
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read, never in the middle of another thread's transaction."""
+        with self.lock:
+            return self._fetch(sql, params)
+
+    def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.lock:
+            self._execute(sql, params)
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        if params:
+            with self.lock:
+                self._executemany(sql, params)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the statements inside as one transaction, which takes the database's write lock at once:
+        all of them are committed, or none (an exception rolls them back and is raised again)."""
+        with self.lock:
+            self._begin()
+            try:
+                yield
+            except BaseException:
+                self._rollback()
+                raise
+            self._commit()
+
+    @abstractmethod
+    def in_list(self, values: Sequence[Any]) -> tuple[str, Any]:
+        """The SQL that follows a column to test it against these values, and its one parameter."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # Each dialect's own
+    @abstractmethod
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any]) -> None: ...
+
+    @abstractmethod
+    def _executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    def _begin(self) -> None: ...
+
+    @abstractmethod
+    def _commit(self) -> None: ...
+
+    @abstractmethod
+    def _rollback(self) -> None: ...
