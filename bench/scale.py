@@ -302,6 +302,8 @@ def build(
         entry["measured"] = True
         save(args.data, figures)
         print(json.dumps({"tier": tier, **entry}), flush=True)
+        if args.plot:  # redrawn at every tier, so a build stopped part way has its figures drawn
+            plot(figures, args.plot)
 
 
 def next_group(held: int, tier: int, tier_start: int, real: list[Cached]) -> list[Cached]:
@@ -446,10 +448,12 @@ def plot(figures: dict, path: Path) -> None:  # type: ignore[type-arg]
     for name, label in (("period_p95_ms", "question naming a period"), ("undated_p95_ms", "undated question"),
                         ("vector_period_p95_ms", "vector search alone")):  # fmt: skip
         axes[0].plot(sizes, [f[name] for f in measured], marker="o", label=label)
-    axes[0].set(title="retrieval p95 (ms)", xscale="log", xlabel="articles")
+    axes[0].set(title="retrieval p95 (ms)", xscale="log", xlabel="articles", ylim=(0, None))
     axes[0].legend(fontsize=8)
     axes[1].plot(sizes, [f["rss_mb"] for f in measured], marker="o")
-    axes[1].set(title="peak RSS of the answering process (MB)", xscale="log", xlabel="articles")
+    axes[1].set(
+        title="peak RSS of the answering process (MB)", xscale="log", xlabel="articles", ylim=(0, None)
+    )
     below = [f["hit@5"] - f["hit@5_ci"][0] for f in measured]
     above = [f["hit@5_ci"][1] - f["hit@5"] for f in measured]
     axes[2].errorbar(sizes, [f["hit@5"] for f in measured], yerr=[below, above], marker="o", capsize=3)
@@ -476,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = json.loads(figures_path.read_text()) if figures_path.exists() else {}
     build(args, tiers, articles, cache, figures)
     print(table(figures))
-    if args.plot:
+    if args.plot and any(f.get("measured") for f in figures.values()):
         plot(figures, args.plot)
     return 0
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from postgres import postgres_server, server_programs
 
@@ -160,7 +161,6 @@ def chroma_server(tmp_path: Path) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[str]:
     """A real PostgreSQL server for the session (tests/postgres.py); the URL of its `postgres` database."""
-    pytest.importorskip("psycopg", reason="the PostgreSQL backend needs psycopg (pip install -e '.[dev]')")
     if server_programs() is None:
         pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql; `make test` does)")
     with postgres_server(free_port()) as url:
@@ -170,8 +170,6 @@ def postgres() -> Iterator[str]:
 @pytest.fixture
 def database_url(postgres: str) -> str:
     """A new, empty database on the session's PostgreSQL server, for one test."""
-    import psycopg
-
     name = f"newsdesk_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')

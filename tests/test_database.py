@@ -11,6 +11,7 @@ import pytest
 
 from ingest.web import FetchState
 from rag.store.database import Database
+from rag.store.postgres import PostgresDatabase
 from rag.store.records import StoreError
 from rag.store.sqlite import SQLiteDatabase
 
@@ -22,8 +23,6 @@ def connect(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     if request.param == "sqlite":
         make = lambda: SQLiteDatabase(tmp_path / "newsdesk.sqlite")  # noqa: E731
     else:
-        from rag.store.postgres import PostgresDatabase
-
         url = request.getfixturevalue("database_url")
         make = lambda: PostgresDatabase(url)  # noqa: E731
 
@@ -80,9 +79,6 @@ def test_what_a_server_said_is_remembered_and_replaced(connect) -> None:  # type
 
 
 def test_an_unreachable_postgres_is_a_clear_error_without_the_password() -> None:
-    pytest.importorskip("psycopg", reason="the PostgreSQL backend needs psycopg")
-    from rag.store.postgres import PostgresDatabase
-
     with pytest.raises(StoreError, match="Could not connect to PostgreSQL at 127.0.0.1:9/") as raised:
         PostgresDatabase("postgresql://newsdesk:s3cret@127.0.0.1:9/news")
     assert "s3cret" not in str(raised.value)

@@ -1,10 +1,11 @@
-"""The catalog in PostgreSQL (NEWSDESK_DATABASE_URL=postgresql://...), for a store that several machines
-share: ingest workers and app replicas. Needs `psycopg` 3 (`pip install 'newsdesk[postgres]'`)."""
+"""The catalog in PostgreSQL, for a store that several machines share: ingest workers and app replicas."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import psycopg
 
 from rag.store.database import Database
 from rag.store.records import StoreError
@@ -18,13 +19,6 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: str) -> None:
         super().__init__()
-        try:
-            import psycopg
-        except ImportError as error:
-            raise StoreError(
-                "NEWSDESK_DATABASE_URL names a PostgreSQL database, but psycopg is not installed: "
-                "pip install 'psycopg[binary]>=3.2'"
-            ) from error
         try:
             self.connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as error:
