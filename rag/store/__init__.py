@@ -8,7 +8,6 @@ a store records about how it was built), `catalog` (reads), `writes` (journalled
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ import chromadb
 from chromadb.config import Settings as ChromaSettings
 
 from rag.config import Settings
+from rag.store.database import Database
 from rag.store.lock import hold_lock
 from rag.store.periods import UNDATED, span
 from rag.store.records import (
@@ -35,6 +35,7 @@ from rag.store.records import (
 )
 from rag.store.schema import LAYOUT, SCHEMA_VERSION, Schema
 from rag.store.search import PassageFilter, Search
+from rag.store.sqlite import SQLiteDatabase
 from rag.store.writes import Writes, article_focus
 
 __all__ = [
@@ -57,7 +58,7 @@ class Store(Schema, Writes, Search):
         # A rebuild empties the store only once it holds the lock every writer takes, and keeps it while
         # the store is open, so it can neither empty a store another ingest is writing nor be overtaken.
         self._holds_writer = rebuild
-        self._connections: list[sqlite3.Connection] = []
+        self._databases: list[Database] = []
         try:
             self._open(rebuild=rebuild)
         except BaseException:  # a store that is refused holds nothing
@@ -68,12 +69,10 @@ class Store(Schema, Writes, Search):
         if rebuild:
             self._hold(self._writer_lock())
         self._client = self._connect_chroma()
-        # One connection, shared by the app's session threads; the lock keeps their reads and writes apart.
-        self.db = self._connect()
-        self._lock = threading.RLock()
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self._search_db = self._connect()
+        # One connection, shared by the app's session threads; its lock keeps their reads and writes apart.
+        self.database = self._connect()
+        self.db = self.database.connection
+        self._search_database = self._connect()
         self._search_lock = threading.Lock()
         self._common = {}
         self._collections = {}
@@ -90,17 +89,16 @@ class Store(Schema, Writes, Search):
             self._renumber_rows()
             self._move_to_shelves()
             with self._transaction():
-                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('layout', ?)", (LAYOUT,))
+                self._execute(
+                    "INSERT INTO meta VALUES ('layout', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (LAYOUT,),
+                )
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.config.data_dir / "newsdesk.sqlite",
-            timeout=30,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        self._connections.append(connection)
-        return connection
+    def _connect(self) -> SQLiteDatabase:
+        database = SQLiteDatabase(self.config.data_dir / "newsdesk.sqlite")
+        self._databases.append(database)
+        return database
 
     def _connect_chroma(self) -> Any:
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
@@ -149,9 +147,9 @@ class Store(Schema, Writes, Search):
 
     def close(self) -> None:
         """Release the database, the vectors held in memory and the folder locks."""
-        for connection in self._connections:
-            connection.close()
-        self._connections.clear()
+        for database in self._databases:
+            database.close()
+        self._databases.clear()
         client, self._client = getattr(self, "_client", None), None
         if client is not None:
             client.close()  # Chroma lets the indexes it loaded go once no client of the folder is open

@@ -3,7 +3,6 @@ vectors of articles' passages that story grouping compares."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -27,11 +26,8 @@ class Catalog(Guarded):
         if ids is None:
             rows = self._rows(f"SELECT {ARTICLE_COLUMNS} FROM articles")
         else:
-            rows = self._rows(
-                f"SELECT {ARTICLE_COLUMNS} FROM articles "
-                "WHERE article_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(ids)),),
-            )
+            test, values = self._in(ids)
+            rows = self._rows(f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE article_id {test}", (values,))
         return {row[0]: StoredArticle(*row) for row in rows}
 
     def articles_under(self, path: str) -> dict[str, StoredArticle]:
@@ -47,10 +43,10 @@ class Catalog(Guarded):
 
     def text_holders(self, text_hashes: Iterable[str]) -> dict[str, set[str]]:
         """The stored articles that hold each of these texts as their own (not as a duplicate of another)."""
+        test, values = self._in(sorted(set(text_hashes)))
         rows = self._rows(
-            "SELECT text_hash, article_id FROM articles WHERE duplicate_of IS NULL "
-            "AND text_hash IN (SELECT value FROM json_each(?))",
-            (json.dumps(sorted(set(text_hashes))),),
+            f"SELECT text_hash, article_id FROM articles WHERE duplicate_of IS NULL AND text_hash {test}",
+            (values,),
         )
         holders: dict[str, set[str]] = {}
         for text_hash, article_id in rows:
@@ -100,9 +96,8 @@ class Catalog(Guarded):
 
     def story_members_of(self, article_ids: Sequence[str]) -> list[StoryMember]:
         """The stored articles of these ids that have their own text and a story."""
-        return self._members(
-            "article_id IN (SELECT value FROM json_each(?))", [json.dumps(list(article_ids))]
-        )
+        test, values = self._in(article_ids)
+        return self._members(f"article_id {test}", [values])
 
     def _members(self, clause: str, params: Sequence[Any]) -> list[StoryMember]:
         rows = self._rows(
@@ -123,10 +118,10 @@ class Catalog(Guarded):
 
     def story_reports(self, story_ids: Iterable[str]) -> dict[str, list[Report]]:
         """Every article of these stories, oldest first."""
+        test, values = self._in(sorted(set(story_ids)))
         rows = self._rows(
-            f"SELECT {_REPORT_COLUMNS} FROM articles "
-            "WHERE story_id IN (SELECT value FROM json_each(?)) ORDER BY published_ts, article_id",
-            (json.dumps(sorted(set(story_ids))),),
+            f"SELECT {_REPORT_COLUMNS} FROM articles WHERE story_id {test} ORDER BY published_ts, article_id",
+            (values,),
         )
         reports: dict[str, list[Report]] = {}
         for row in rows:
@@ -144,10 +139,10 @@ class Catalog(Guarded):
     def passage_texts(self, article_ids: Sequence[str]) -> dict[str, list[str]]:
         """The stored passages of these articles, in order."""
         texts: dict[str, list[str]] = {}
+        test, values = self._in(article_ids)
         rows = self._rows(
-            "SELECT article_id, text FROM passages WHERE article_id IN (SELECT value FROM json_each(?)) "
-            "ORDER BY article_id, chunk_index",
-            (json.dumps(list(article_ids)),),
+            f"SELECT article_id, text FROM passages WHERE article_id {test} ORDER BY article_id, chunk_index",
+            (values,),
         )
         for article_id, text in rows:
             texts.setdefault(article_id, []).append(text)

@@ -1,19 +1,19 @@
 """Who may use a data folder, and when: a lock file between processes, and between the threads of one
-process (the app's sessions) a lock around the shared SQLite connection that every write and every
-read of it takes."""
+process (the app's sessions) the lock of the shared database connection that every write and every read of
+it takes."""
 
 from __future__ import annotations
 
 import fcntl
 import os
-import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
+from rag.store.database import Database
 from rag.store.records import StoreLockedError
 
 
@@ -41,29 +41,33 @@ def hold_lock(path: Path, *, what: str) -> Iterator[None]:
 
 
 class Guarded:
-    """What every part of the store shares: the settings and the catalog's SQLite connection, used by one
-    thread at a time."""
+    """What every part of the store shares: the settings and the catalog's database
+    (rag/store/database.py), used by one thread at a time."""
 
     config: Settings
-    db: sqlite3.Connection
-    _lock: threading.RLock
+    database: Database
+
+    @property
+    def _lock(self) -> threading.RLock:
+        """Held for a consistent view across several reads (the database's own lock)."""
+        return self.database.lock
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run a read on the shared connection, never in the middle of another thread's transaction."""
-        with self._lock:
-            return self.db.execute(sql, params).fetchall()
+        return self.database.rows(sql, params)
 
     def _row(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        rows = self._rows(sql, params)
-        return rows[0] if rows else None
+        return self.database.row(sql, params)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.database.execute(sql, params)
+
+    def _executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        self.database.executemany(sql, params)
+
+    def _transaction(self) -> AbstractContextManager[None]:
+        return self.database.transaction()
+
+    def _in(self, values: Iterable[Any]) -> tuple[str, Any]:
+        """`IN` and its one parameter, for a column that is one of these values (rag/store/database.py)."""
+        return self.database.in_list(list(values))

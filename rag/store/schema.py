@@ -3,6 +3,7 @@ records about how it was built (embedding model, passage size, where its vectors
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from rag.store.periods import DAY_BITS
@@ -110,6 +111,7 @@ class Schema(Vectors):
     model_name: str
     dimension: int
     _client: Any  # the Chroma client
+    db: sqlite3.Connection  # the catalog file's connection, for what only SQLite has (its tables' schema)
 
     def _create_tables(self, *, rebuild: bool) -> None:
         """Make the tables (after emptying the folder's catalog and collection, for `rebuild`), bring an
@@ -122,13 +124,13 @@ class Schema(Vectors):
         self._add_missing_columns()
         self.db.executescript(_SCHEMA)
         if not had_headlines:  # a store from before the headline index: index the headlines it holds
-            self.db.execute("INSERT INTO headlines_fts(headlines_fts) VALUES ('rebuild')")
+            self._execute("INSERT INTO headlines_fts(headlines_fts) VALUES ('rebuild')")
         if not had_periods:  # a store from before periods were kept: count what it holds
             counts = f"SELECT {PERIOD_SQL}, count(*), sum(chunk_count) FROM articles GROUP BY 1"
-            self.db.execute(f"INSERT INTO periods {counts}")
+            self._execute(f"INSERT INTO periods {counts}")
         if not had_outlets:  # a store from before outlets were kept: count them
             counted = "SELECT outlet, count(*) FROM articles WHERE outlet IS NOT NULL GROUP BY 1"
-            self.db.execute(f"INSERT INTO outlets {counted}")
+            self._execute(f"INSERT INTO outlets {counted}")
         self._check_model()
 
     def _drop_everything(self) -> None:
@@ -138,7 +140,7 @@ class Schema(Vectors):
         plain = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         for query in (virtual, plain):  # a virtual table takes its own tables with it
             for (table,) in self.db.execute(query).fetchall():
-                self.db.execute(f'DROP TABLE IF EXISTS "{table}"')
+                self._execute(f'DROP TABLE IF EXISTS "{table}"')
         self._drop_vectors()
 
     def _has_table(self, name: str) -> bool:
@@ -148,7 +150,7 @@ class Schema(Vectors):
         """Bring a store made before a column was added up to date (added columns start empty)."""
         pending = {row[1] for row in self.db.execute("PRAGMA table_info(pending)")}
         if pending and "periods" not in pending:
-            self.db.execute("ALTER TABLE pending ADD COLUMN periods TEXT")
+            self._execute("ALTER TABLE pending ADD COLUMN periods TEXT")
         if not self._has_table("articles"):
             return
         present = {row[1] for row in self.db.execute("PRAGMA table_info(articles)")}
@@ -158,16 +160,16 @@ class Schema(Vectors):
         )  # fmt: skip
         for column, kind in added:
             if column not in present:
-                self.db.execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
+                self._execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
 
     def _check_model(self) -> None:
-        stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        stored = dict(self._rows("SELECT key, value FROM meta"))
         chunking = {
             "chunk_tokens": str(self.config.chunk_tokens),
             "chunk_overlap": str(self.config.chunk_overlap),
         }
         if not stored:
-            self.db.execute(
+            self._execute(
                 "INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dimension', ?), "
                 "('schema_version', ?), ('vectors', ?), ('layout', ?), ('focus', 'kept')",
                 (self.model_name, str(self.dimension), SCHEMA_VERSION, self._vector_home(), LAYOUT),
@@ -180,8 +182,10 @@ class Schema(Vectors):
         self._refuse_other_vectors(stored.get("vectors"))
         self.refuse_mismatch(stored.get("embedding_model"), stored.get("embedding_dimension"))
         # A store from before the passage size was recorded was cut with the settings it is opened with.
-        self.db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", chunking.items())
-        recorded = dict(self.db.execute("SELECT key, value FROM meta WHERE key LIKE 'chunk_%'").fetchall())
+        self._executemany(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING", list(chunking.items())
+        )
+        recorded = dict(self._rows("SELECT key, value FROM meta WHERE key LIKE 'chunk_%'"))
         if recorded != chunking:
             raise ChunkingMismatch(
                 f"The passages in {self.config.data_dir} were cut to {recorded['chunk_tokens']} tokens "
@@ -205,21 +209,21 @@ class Schema(Vectors):
             "FROM passages p JOIN temp.renumber_articles r ON r.article_id = p.article_id"
         )
         with self._transaction():
-            self.db.execute("DELETE FROM passages WHERE article_id NOT IN (SELECT article_id FROM articles)")
+            self._execute("DELETE FROM passages WHERE article_id NOT IN (SELECT article_id FROM articles)")
             for table, numbering in (("articles", articles), ("passages", passages)):
                 mapping = f"temp.renumber_{table}"
-                self.db.execute(f"DROP TABLE IF EXISTS {mapping}")
-                self.db.execute(f"CREATE TEMP TABLE renumber_{table} AS {numbering}")
-                self.db.execute(f"CREATE INDEX temp.renumber_{table}_old ON renumber_{table}(old)")
+                self._execute(f"DROP TABLE IF EXISTS {mapping}")
+                self._execute(f"CREATE TEMP TABLE renumber_{table} AS {numbering}")
+                self._execute(f"CREATE INDEX temp.renumber_{table}_old ON renumber_{table}(old)")
                 # Negative first, so that no new id meets an old one on the way.
-                self.db.execute(f"UPDATE {table} SET rowid = -rowid - 1")
-                self.db.execute(
+                self._execute(f"UPDATE {table} SET rowid = -rowid - 1")
+                self._execute(
                     f"UPDATE {table} SET rowid = (SELECT new FROM {mapping} WHERE old = -{table}.rowid - 1)"
                 )
             for index in ("passages_fts", "headlines_fts"):
-                self.db.execute(f"INSERT INTO {index}({index}) VALUES ('rebuild')")
-            self.db.execute("DROP TABLE temp.renumber_articles")
-            self.db.execute("DROP TABLE temp.renumber_passages")
+                self._execute(f"INSERT INTO {index}({index}) VALUES ('rebuild')")
+            self._execute("DROP TABLE temp.renumber_articles")
+            self._execute("DROP TABLE temp.renumber_passages")
 
     def _vector_home(self) -> str:
         """Where this store's vectors live: the catalog must never describe vectors kept elsewhere."""

@@ -3,8 +3,6 @@ passages and of headlines (SQLite FTS5, BM25), each filtered by outlet and publi
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +11,7 @@ from typing import Any
 
 from rag.config import RetrievalConfig
 from rag.documents import Passage, chunk_id
+from rag.store.database import Database
 from rag.store.periods import DAY_BITS, UNDATED, day_number, rowid_ranges, span
 from rag.store.records import UNKNOWN_TS
 from rag.store.vectors import Vectors
@@ -26,7 +25,7 @@ class Search(Vectors):
     whole store. The keyword search reads through a connection of its own, so it and the vector search's
     catalog lookup (run side by side) do not wait for each other."""
 
-    _search_db: sqlite3.Connection
+    _search_database: Database
     _search_lock: threading.Lock
     _common: dict[tuple[str, tuple[tuple[int, int], ...], int], bool]  # (phrase, rows, limit) -> common
 
@@ -98,12 +97,12 @@ class Search(Vectors):
         if rows:
             clauses += " AND (" + " OR ".join("p.rowid BETWEEN ? AND ?" for _ in rows) + ")"
             params += [bound for pair in rows for bound in pair]
-        with self._lock:
-            found = self.db.execute(
-                f"""SELECT {_HIT_COLUMNS} FROM passages p JOIN articles a ON a.article_id = p.article_id
-                    WHERE p.chunk_id IN (SELECT value FROM json_each(?)) {clauses}""",
-                (json.dumps(list(similarity)), *params),
-            ).fetchall()
+        test, ids = self._in(similarity)
+        found = self._rows(
+            f"""SELECT {_HIT_COLUMNS} FROM passages p JOIN articles a ON a.article_id = p.article_id
+                WHERE p.chunk_id {test} {clauses}""",
+            (ids, *params),
+        )
         order = {cid: n for n, cid in enumerate(similarity)}
         found.sort(key=lambda row: order[row[0]])
         return [_hit(row, similarity[row[0]]) for row in found]
@@ -158,7 +157,7 @@ class Search(Vectors):
         rows: list[tuple[Any, ...]] = []
         with self._lock:  # the main connection: the keyword search holds the other one meanwhile
             for low, high in _rows_of(chosen, list(held), where):
-                rows += self.db.execute(
+                rows += self._rows(
                     f"""SELECT {_HIT_COLUMNS}, h.score
                         FROM (SELECT rowid, -bm25(headlines_fts) AS score FROM headlines_fts
                               WHERE headlines_fts MATCH ? AND rowid BETWEEN ? AND ?
@@ -168,7 +167,7 @@ class Search(Vectors):
                         WHERE TRUE {clauses}
                         ORDER BY h.score DESC, p.chunk_index LIMIT ?""",
                     (" OR ".join(phrases), low, high, max(1, k // 4), *params, k),
-                ).fetchall()
+                )
         rows.sort(key=lambda row: row[-1], reverse=True)  # stable: an article's passages stay in order
         best = list(dict.fromkeys(row[1] for row in rows))[: max(1, k // 4)]
         return [_hit(row[:-1], float(row[-1])) for row in rows if row[1] in best][:k]
@@ -190,11 +189,11 @@ class Search(Vectors):
             if (phrase, key, limit) not in self._common:
                 count = 0
                 for low, high in ranges:
-                    (found,) = self._search_db.execute(
+                    (found,) = self._search_database.row(
                         "SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? "
                         "AND rowid BETWEEN ? AND ? LIMIT ?)",
                         (phrase, low, high, limit + 1 - count),
-                    ).fetchone()
+                    ) or (0,)
                     count += found
                     if count > limit:
                         break
@@ -215,7 +214,7 @@ class Search(Vectors):
         ranking costs more than the ranking. When the filter leaves fewer than k, widen the pool."""
         rows: list[tuple[Any, ...]] = []
         for pool in (*(widen * k for widen in KEYWORD_POOL), -1):  # -1: every match
-            rows = self._search_db.execute(
+            rows = self._search_database.rows(
                 f"""SELECT {_HIT_COLUMNS}, f.score
                     FROM (SELECT rowid, -bm25(passages_fts, ?, 1.0) AS score FROM passages_fts
                           WHERE passages_fts MATCH ? AND rowid BETWEEN ? AND ?
@@ -225,7 +224,7 @@ class Search(Vectors):
                     WHERE TRUE {clauses}
                     ORDER BY f.score DESC LIMIT ?""",
                 (title_weight, match, *rows_in, pool, *params, k),
-            ).fetchall()
+            )
             if len(rows) >= k:
                 break
         return rows

@@ -5,7 +5,6 @@ for, so a small store is searched in a few calls and a large one holds in memory
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import sqlite3
@@ -150,7 +149,7 @@ class Vectors(Guarded):
             if collection is not None and collection.count() > self.config.shelf_size:
                 self._relayout(collection, split={*self._split(), shelf})
                 with self._transaction():
-                    self.db.execute("INSERT OR IGNORE INTO vector_splits VALUES (?)", (shelf,))
+                    self._execute("INSERT INTO vector_splits VALUES (?) ON CONFLICT DO NOTHING", (shelf,))
                 self._forget(shelf)
                 done.append(shelf)
         for shelf in self._split() & set(self._shelf_collections()):  # an old shelf a killed split left
@@ -218,11 +217,11 @@ class Vectors(Guarded):
 
     def passage_vectors(self, chunk_ids: Sequence[str]) -> dict[str, Sequence[float]]:
         """The vectors of these stored passages, by chunk id."""
+        test, values = self._in(chunk_ids)
         rows = self._rows(
             "SELECT p.chunk_id, a.published_ts FROM passages p "
-            "JOIN articles a ON a.article_id = p.article_id "
-            "WHERE p.chunk_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(chunk_ids)),),
+            f"JOIN articles a ON a.article_id = p.article_id WHERE p.chunk_id {test}",
+            (values,),
         )
         by_period: dict[str, list[str]] = {}
         for cid, published_ts in rows:

@@ -73,7 +73,7 @@ class Writes(Vectors, Catalog):
                     story=item.story,
                 )
                 first = self._next_rowid("passages", _published_ts(item.article))
-                self.db.executemany(
+                self._executemany(
                     "INSERT INTO passages (rowid, chunk_id, article_id, chunk_index, start, end, title, "
                     "text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
@@ -92,7 +92,7 @@ class Writes(Vectors, Catalog):
                 )
             if run:
                 self._count_run(run, new=len(writes) - len(changed), changed=len(changed))
-            self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
+            self._executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
         self.split_full(self._shelves(set(period.values())))
 
     def record_duplicates(
@@ -117,7 +117,7 @@ class Writes(Vectors, Catalog):
                 self._insert_article(article, 0, duplicate_of=original, story=stories.get(article.article_id))
             if run:
                 self._count_run(run, new=0, changed=0)
-            self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
+            self._executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
 
     def remove(self, article_ids: Sequence[str], *, periods: Iterable[str] = ()) -> None:
         """Remove articles: their vectors (in the periods the catalog gives them, and `periods`), keyword
@@ -132,12 +132,12 @@ class Writes(Vectors, Catalog):
         with self._transaction():
             for article_id in article_ids:
                 self._delete_rows(article_id)
-            self.db.executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in article_ids])
+            self._executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in article_ids])
 
     def set_stories(self, links: dict[str, StoryLink]) -> None:
         """Record the stories of articles already stored."""
         with self._transaction():
-            self.db.executemany(
+            self._executemany(
                 "UPDATE articles SET story_id = ?, copy_of = ?, minhash = ? WHERE article_id = ?",
                 [(link.story_id, link.copy_of, link.signature, i) for i, link in links.items()],
             )
@@ -145,12 +145,12 @@ class Writes(Vectors, Catalog):
     def clear_stories(self) -> None:
         """Forget every article's story, so that they are grouped again."""
         with self._transaction():
-            self.db.execute("UPDATE articles SET story_id = NULL, copy_of = NULL, minhash = NULL")
+            self._execute("UPDATE articles SET story_id = NULL, copy_of = NULL, minhash = NULL")
 
     def _count_run(self, started_at: str, *, new: int, changed: int) -> None:
         """Count what an ingest run stored, for "what's new since the last ingest", in the transaction that
         stores it: a run killed after any commit is remembered for what it did store."""
-        self.db.execute(
+        self._execute(
             "INSERT INTO ingest_runs VALUES (?, ?, ?, ?) ON CONFLICT (started_at) DO UPDATE SET "
             "finished_at = excluded.finished_at, new = new + excluded.new, "
             "changed = changed + excluded.changed",
@@ -170,22 +170,19 @@ class Writes(Vectors, Catalog):
                 (FOCUS_MIN_PASSAGES,),
             )
         ]
+        test, values = self._in(missing)
         owner = dict(
-            self._rows(
-                "SELECT chunk_id, article_id FROM passages "
-                "WHERE article_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(missing),),
-            )
+            self._rows(f"SELECT chunk_id, article_id FROM passages WHERE article_id {test}", (values,))
         )
         vectors: dict[str, list[Sequence[float]]] = {}
         for article_id, vector in self._vectors_of(owner):
             vectors.setdefault(article_id, []).append(vector)
         with self._transaction():
-            self.db.executemany(
+            self._executemany(
                 "UPDATE articles SET focus = ? WHERE article_id = ?",
                 [(article_focus(v), article_id) for article_id, v in vectors.items()],
             )
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('focus', 'kept')")
+            self._execute("INSERT INTO meta VALUES ('focus', 'kept') ON CONFLICT (key) DO NOTHING")
 
     def _delete_vectors(self, article_ids: Sequence[str], periods: dict[str, set[str]]) -> None:
         """Delete these articles' vectors from the collections of the periods given for each."""
@@ -199,36 +196,35 @@ class Writes(Vectors, Catalog):
 
     def _stored_periods(self, article_ids: Sequence[str]) -> dict[str, set[str]]:
         """The period of each of these articles that the catalog holds."""
-        rows = self._rows(
-            "SELECT article_id, published_ts FROM articles "
-            "WHERE article_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(article_ids)),),
-        )
+        test, values = self._in(article_ids)
+        rows = self._rows(f"SELECT article_id, published_ts FROM articles WHERE article_id {test}", (values,))
         return {article_id: {period_of(ts)} for article_id, ts in rows}
 
     def _mark_pending(self, periods: dict[str, set[str]]) -> None:
         """Mark articles as being written, with the periods whose collections their vectors may be in."""
-        with self._transaction():
-            self.db.executemany(
-                "INSERT INTO pending (article_id, periods) VALUES (?, ?) ON CONFLICT (article_id) "
-                "DO UPDATE SET periods = (SELECT json_group_array(value) FROM "
-                "(SELECT value FROM json_each(periods) UNION SELECT value FROM json_each(excluded.periods)))",
-                [(i, json.dumps(sorted(p))) for i, p in periods.items()],
+        test, values = self._in(periods)
+        with self._transaction():  # an id already pending keeps the periods it was marked with too
+            held = self._rows(f"SELECT article_id, periods FROM pending WHERE article_id {test}", (values,))
+            marked = {article_id: set(json.loads(found or "[]")) for article_id, found in held}
+            self._executemany(
+                "INSERT INTO pending (article_id, periods) VALUES (?, ?) "
+                "ON CONFLICT (article_id) DO UPDATE SET periods = excluded.periods",
+                [(i, json.dumps(sorted(p | marked.get(i, set())))) for i, p in periods.items()],
             )
 
     def _next_rowid(self, table: str, published_ts: float | None) -> int:
         """The first free row id of the publish day of `published_ts` in `table` (ordered by publish day)."""
         first = first_rowid(published_ts)
-        (last,) = self.db.execute(
+        (last,) = self._row(
             f"SELECT max(rowid) FROM {table} WHERE rowid BETWEEN ? AND ?", (first, first + DAY_ROWS - 1)
-        ).fetchone()
+        )
         if last is not None and last + 1 >= first + DAY_ROWS:
             raise StoreError(f"More than {DAY_ROWS} rows published on one day; the store cannot hold more.")
         return first if last is None else last + 1
 
     def _delete_rows(self, article_id: str) -> None:
-        self.db.execute("DELETE FROM passages WHERE article_id = ?", (article_id,))
-        self.db.execute("DELETE FROM articles WHERE article_id = ?", (article_id,))
+        self._execute("DELETE FROM passages WHERE article_id = ?", (article_id,))
+        self._execute("DELETE FROM articles WHERE article_id = ?", (article_id,))
 
     def _insert_article(
         self,
@@ -240,7 +236,7 @@ class Writes(Vectors, Catalog):
         story: StoryLink | None = None,
     ) -> None:
         published_ts = _published_ts(article)
-        self.db.execute(
+        self._execute(
             f"INSERT INTO articles (rowid, {ARTICLE_COLUMNS}, published_ts, focus, minhash) "
             f"VALUES ({', '.join('?' * 19)})",
             (
