@@ -1,9 +1,10 @@
-"""The store: Chroma vectors, an SQLite FTS5 keyword index and the article catalog, kept in step.
+"""The store: Chroma vectors, the keyword and headline indexes and the article catalog, kept in step.
 
-This package is the only code that imports chromadb. Its parts: `schema` (the tables, upgrades, and what
-a store records about how it was built), `catalog` (reads), `writes` (journalled writes), `search`
-(vector, keyword and headline search), `lock` (between processes and between threads) and `records`
-(what goes in and comes out).
+This package is the only code that imports chromadb. Its parts: `schema` (what a store records about how it
+was built, refusing to mix), `catalog` (reads), `writes` (journalled writes), `search` (vector, keyword and
+headline search), `vectors` (the Chroma shelves), `lock` (between processes and between threads),
+`records` (what goes in and comes out), `periods` (the layout by time), and the catalog's database:
+`database` (the interface), `sqlite` (the default, a file in the data folder, with FTS5) and `postgres`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import chromadb
 from chromadb.config import Settings as ChromaSettings
 
 from rag.config import Settings
-from rag.store.database import Database
+from rag.store.database import CatalogDatabase
 from rag.store.lock import hold_lock
 from rag.store.periods import UNDATED, span
 from rag.store.records import (
@@ -58,7 +59,7 @@ class Store(Schema, Writes, Search):
         # A rebuild empties the store only once it holds the lock every writer takes, and keeps it while
         # the store is open, so it can neither empty a store another ingest is writing nor be overtaken.
         self._holds_writer = rebuild
-        self._databases: list[Database] = []
+        self._databases: list[CatalogDatabase] = []
         try:
             self._open(rebuild=rebuild)
         except BaseException:  # a store that is refused holds nothing
@@ -71,7 +72,7 @@ class Store(Schema, Writes, Search):
         self._client = self._connect_chroma()
         # One connection, shared by the app's session threads; its lock keeps their reads and writes apart.
         self.database = self._connect()
-        self.db = self.database.connection
+        self.db = self.database.connection  # for checks that read the SQLite file as it is
         self._search_database = self._connect()
         self._search_lock = threading.Lock()
         self._common = {}
@@ -86,7 +87,7 @@ class Store(Schema, Writes, Search):
         by publish day and its vectors moved to their shelves; nothing is embedded again. Killed half way,
         the next open does it again."""
         with self.writing():
-            self._renumber_rows()
+            self.database.renumber_rows()
             self._move_to_shelves()
             with self._transaction():
                 self._execute(

@@ -81,3 +81,46 @@ class Database(ABC):
 
     @abstractmethod
     def _rollback(self) -> None: ...
+
+
+class CatalogDatabase(Database):
+    """A database that holds the store's catalog: its tables and its keyword and headline indexes, in the
+    dialect's own SQL. Rows are numbered by publish day (rag/store/periods.py): a search names the range of
+    row ids it reads."""
+
+    @abstractmethod
+    def create_tables(self) -> None:
+        """Make the catalog's tables, or bring an older store's up to date."""
+
+    @abstractmethod
+    def drop_tables(self) -> None:
+        """Drop every table of the catalog (what ingest keeps beside it too)."""
+
+    @abstractmethod
+    def renumber_rows(self) -> None:
+        """Number the rows of a store made before rows were numbered by publish day, in one transaction."""
+
+    @abstractmethod
+    def match_terms(self, terms: Sequence[str]) -> list[str]:
+        """The query words as the keyword index matches them, one each, none read as an operator."""
+
+    @abstractmethod
+    def count_matches(self, term: str, rows: tuple[int, int], limit: int) -> int:
+        """How many passages in a range of rows match a term, counted up to `limit` at most."""
+
+    @abstractmethod
+    def keyword_rows(
+        self, columns: str, terms: Sequence[str], rows: tuple[int, int], where: tuple[str, list[Any]], *,
+        pool: int, k: int, title_weight: float,
+    ) -> list[tuple[Any, ...]]:  # fmt: skip
+        """The k passages (`columns`, then the score) of a range of rows that best match any of the terms
+        (BM25, the headline weighing `title_weight` times the text), ranked among the `pool` best matches
+        (-1: all) before `where` (SQL after WHERE TRUE, and its parameters) filters them."""
+
+    @abstractmethod
+    def headline_rows(
+        self, columns: str, terms: Sequence[str], rows: tuple[int, int], where: tuple[str, list[Any]], *,
+        articles: int, k: int,
+    ) -> list[tuple[Any, ...]]:  # fmt: skip
+        """Up to k passages (`columns`, then the score) of the `articles` articles of a range of rows whose
+        headline best matches any of the terms (BM25), best first, each article's passages in order."""

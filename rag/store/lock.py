@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
-from rag.store.database import Database
+from rag.store.database import CatalogDatabase
 from rag.store.records import StoreLockedError
 
 
@@ -45,7 +45,7 @@ class Guarded:
     (rag/store/database.py), used by one thread at a time."""
 
     config: Settings
-    database: Database
+    database: CatalogDatabase
 
     @property
     def _lock(self) -> threading.RLock:

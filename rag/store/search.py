@@ -11,7 +11,7 @@ from typing import Any
 
 from rag.config import RetrievalConfig
 from rag.documents import Passage, chunk_id
-from rag.store.database import Database
+from rag.store.database import CatalogDatabase
 from rag.store.periods import DAY_BITS, UNDATED, day_number, rowid_ranges, span
 from rag.store.records import UNKNOWN_TS
 from rag.store.vectors import Vectors
@@ -25,7 +25,7 @@ class Search(Vectors):
     whole store. The keyword search reads through a connection of its own, so it and the vector search's
     catalog lookup (run side by side) do not wait for each other."""
 
-    _search_database: Database
+    _search_database: CatalogDatabase
     _search_lock: threading.Lock
     _common: dict[tuple[str, tuple[tuple[int, int], ...], int], bool]  # (phrase, rows, limit) -> common
 
@@ -117,9 +117,9 @@ class Search(Vectors):
         periods: Sequence[str] | None = None,
     ) -> list[Passage]:
         """Return the k passages of `periods` (every period when None) that best match any of the terms
-        (BM25 over the FTS5 index), best first (`config`: the retrieval settings, the store's own when not
+        (BM25 over the keyword index), best first (`config`: the retrieval settings, the store's own when not
         given). A period is a range of the index's rows, so a search reads only the periods it asks for."""
-        phrases = _phrases(terms)
+        phrases = self._search_database.match_terms(terms)
         if not phrases:
             return []
         config = config or self.config.retrieval
@@ -129,10 +129,10 @@ class Search(Vectors):
         ranges = _rows_of(chosen, list(held), where)
         rows: list[tuple[Any, ...]] = []
         with self._search_lock:
-            match = " OR ".join(self._distinctive(phrases, ranges, sum(held[p] for p in chosen), config))
+            match = self._distinctive(phrases, ranges, sum(held[p] for p in chosen), config)
             for rows_in in ranges:
                 rows += self._keyword_rows(
-                    match, rows_in, clauses, params, k, title_weight=config.title_weight
+                    match, rows_in, (clauses, params), k, title_weight=config.title_weight
                 )
         rows.sort(key=lambda row: row[-1], reverse=True)
         return [_hit(row[:-1], float(row[-1])) for row in rows[:k]]
@@ -148,25 +148,17 @@ class Search(Vectors):
         """Return up to k passages of the k/4 articles of `periods` (every period when None) whose headline
         best matches the terms (BM25 over one row per article), best article first, each article's passages
         in order (score: the headline's)."""
-        phrases = _phrases(terms)
+        phrases = self.database.match_terms(terms)
         if not phrases:
             return []
-        clauses, params = (where or PassageFilter()).for_sql()
+        filtered = (where or PassageFilter()).for_sql()
         held = self.periods()
         chosen = list(held) if periods is None else [p for p in periods if held.get(p)]
         rows: list[tuple[Any, ...]] = []
         with self._lock:  # the main connection: the keyword search holds the other one meanwhile
-            for low, high in _rows_of(chosen, list(held), where):
-                rows += self._rows(
-                    f"""SELECT {_HIT_COLUMNS}, h.score
-                        FROM (SELECT rowid, -bm25(headlines_fts) AS score FROM headlines_fts
-                              WHERE headlines_fts MATCH ? AND rowid BETWEEN ? AND ?
-                              ORDER BY score DESC LIMIT ?) AS h
-                        JOIN articles a ON a.rowid = h.rowid
-                        JOIN passages p ON p.article_id = a.article_id
-                        WHERE TRUE {clauses}
-                        ORDER BY h.score DESC, p.chunk_index LIMIT ?""",
-                    (" OR ".join(phrases), low, high, max(1, k // 4), *params, k),
+            for rows_in in _rows_of(chosen, list(held), where):
+                rows += self.database.headline_rows(
+                    _HIT_COLUMNS, phrases, rows_in, filtered, articles=max(1, k // 4), k=k
                 )
         rows.sort(key=lambda row: row[-1], reverse=True)  # stable: an article's passages stay in order
         best = list(dict.fromkeys(row[1] for row in rows))[: max(1, k // 4)]
@@ -189,12 +181,7 @@ class Search(Vectors):
             if (phrase, key, limit) not in self._common:
                 count = 0
                 for low, high in ranges:
-                    (found,) = self._search_database.row(
-                        "SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? "
-                        "AND rowid BETWEEN ? AND ? LIMIT ?)",
-                        (phrase, low, high, limit + 1 - count),
-                    ) or (0,)
-                    count += found
+                    count += self._search_database.count_matches(phrase, (low, high), limit + 1 - count)
                     if count > limit:
                         break
                 self._common[(phrase, key, limit)] = count > limit
@@ -202,10 +189,9 @@ class Search(Vectors):
 
     def _keyword_rows(
         self,
-        match: str,
+        terms: list[str],
         rows_in: tuple[int, int],
-        clauses: str,
-        params: list[Any],
+        where: tuple[str, list[Any]],
         k: int,
         *,
         title_weight: float,
@@ -214,16 +200,8 @@ class Search(Vectors):
         ranking costs more than the ranking. When the filter leaves fewer than k, widen the pool."""
         rows: list[tuple[Any, ...]] = []
         for pool in (*(widen * k for widen in KEYWORD_POOL), -1):  # -1: every match
-            rows = self._search_database.rows(
-                f"""SELECT {_HIT_COLUMNS}, f.score
-                    FROM (SELECT rowid, -bm25(passages_fts, ?, 1.0) AS score FROM passages_fts
-                          WHERE passages_fts MATCH ? AND rowid BETWEEN ? AND ?
-                          ORDER BY score DESC LIMIT ?) AS f
-                    JOIN passages p ON p.rowid = f.rowid
-                    JOIN articles a ON a.article_id = p.article_id
-                    WHERE TRUE {clauses}
-                    ORDER BY f.score DESC LIMIT ?""",
-                (title_weight, match, *rows_in, pool, *params, k),
+            rows = self._search_database.keyword_rows(
+                _HIT_COLUMNS, terms, rows_in, where, pool=pool, k=k, title_weight=title_weight
             )
             if len(rows) >= k:
                 break
@@ -327,11 +305,6 @@ def _months_for_chroma(months: Sequence[str]) -> dict[str, Any] | None:
 
 def _start(day: date) -> float:
     return datetime.combine(day, time.min, tzinfo=UTC).timestamp()
-
-
-def _phrases(terms: Sequence[str]) -> list[str]:
-    """The terms as FTS5 phrases (quoted, so no word is read as an operator)."""
-    return ['"' + term.replace('"', "") + '"' for term in terms]
 
 
 def _hit(row: Sequence[Any], score: float) -> Passage:
