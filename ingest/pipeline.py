@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
@@ -23,7 +23,6 @@ from ingest.web import Fetcher, FetchState
 from rag.config import Settings
 from rag.documents import Article, Chunk
 from rag.store import ArticleWrite, Store
-from rag.store.sqlite import SQLiteDatabase
 
 # Passages are sorted by length within each write group (Settings.write_group): across 1,024 passages,
 # padding costs ~0.5% of the model's work; in groups of 64 in article order it costs ~4%.
@@ -114,8 +113,7 @@ def ingest_sources(
         recovered = [] if dry_run else store.recover()
         web, fetch_state = None, None
         if feeds or pages:
-            database = resources.enter_context(closing(SQLiteDatabase(config.data_dir / "newsdesk.sqlite")))
-            fetch_state = FetchState(database)
+            fetch_state = FetchState(store.database)
             web = WebReader(resources.enter_context(Fetcher(config)), store, fetch_state.validators)
         read = chain(_read_all(files, config), web.read(list(pages), list(feeds)) if web else ())
         plan = plan_run(read, store, roots=roots, prune=prune)

@@ -167,6 +167,13 @@ class Settings(BaseSettings):
         description="Port of the Chroma server (default 8000 when only the host is set).",
     )
 
+    # The catalog's database (when unset, an SQLite file in data_dir)
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL database for the catalog and keyword index (postgresql://user@host/db), so "
+        "several machines can share the store; with a Chroma server for the vectors.",
+    )
+
     # Embeddings
     embedding_backend: str = Field(
         "local",

@@ -5,11 +5,15 @@ and what ingest remembers of a web server's answers survives the connection."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from ingest.web import FetchState
+from rag.config import Settings
+from rag.retrieve import Query, retrieve
+from rag.store import StoreLockedError, open_store
 from rag.store.database import Database
 from rag.store.postgres import PostgresDatabase
 from rag.store.records import StoreError
@@ -82,3 +86,88 @@ def test_an_unreachable_postgres_is_a_clear_error_without_the_password() -> None
     with pytest.raises(StoreError, match="Could not connect to PostgreSQL at 127.0.0.1:9/") as raised:
         PostgresDatabase("postgresql://newsdesk:s3cret@127.0.0.1:9/news")
     assert "s3cret" not in str(raised.value)
+
+
+REPORTS = [
+    ("2024-03-04", "Harbor Times", "Ferry crews hired",
+     "The harbor ferry will run every ten minutes from Monday after the city hired forty new crew members."),
+    ("2024-03-05", "Coastal Post", "Library reopens",
+     "The central library reopened after a renovation that added a children's wing and a rooftop garden."),
+    ("2024-03-06", "Harbor Times", "Rail bridge closed",
+     "Engineers closed the old rail bridge after finding cracks in two of its steel beams on Tuesday."),
+    ("2024-03-07", "Valley News", "Orchestra wins",
+     "The youth orchestra won the national competition with a programme of Brahms and Dvorak."),
+    ("2024-03-08", "Coastal Post", "Stadium roof costs",
+     "The stadium roof repairs will cost nine million dollars, the council said after a long debate."),
+    ("2024-03-09", "Valley News", "New flights",
+     "The airport added direct flights to Lisbon and Reykjavik from the spring, the operator announced."),
+]  # fmt: skip
+QUESTIONS = [
+    ("How much will the stadium roof repairs cost?", "news/report-4.md"),
+    ("Where will the airport fly to from the spring?", "news/report-5.md"),
+    ("Why did engineers close the rail bridge?", "news/report-2.md"),
+    ("Who won the national competition?", "news/report-3.md"),
+]
+
+
+def write_reports(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, (day, outlet, title, text) in enumerate(REPORTS):
+        (folder / f"report-{n}.md").write_text(
+            f"---\ntitle: {title}\noutlet: {outlet}\npublished: {day}\n---\n{text}\n", encoding="utf-8"
+        )
+
+
+def test_a_store_with_its_catalog_in_postgres_answers_as_one_in_sqlite(
+    ingest, embedder, database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "news"
+    write_reports(folder)
+    stores = {
+        "sqlite": Settings(data_dir=tmp_path / "sqlite"),
+        "postgres": Settings(data_dir=tmp_path / "postgres", database_url=database_url),
+    }
+    seen = {}
+    for name, settings in stores.items():
+        assert ingest(folder, settings=settings).new == len(REPORTS)
+        assert ingest(folder, settings=settings).new == 0, "a second run finds nothing new"
+        with open_store(settings) as store:
+            firsts = []
+            for question, gold in QUESTIONS:
+                found = retrieve(Query(question, as_of=date(2024, 3, 31)), store=store, embedder=embedder,
+                                 config=settings.retrieval)  # fmt: skip
+                firsts.append(found.passages[0].article_id)
+                assert found.passages[0].article_id == gold, (name, question)
+            keyword = [p.article_id for p in store.keyword_search(["stadium", "roof"], k=3)]
+            headline = [p.article_id for p in store.headline_search(["orchestra"], k=4)]
+            overview = store.overview()
+            ids = store.database.rows("SELECT chunk_id FROM passages")
+            assert sorted(store.vector_ids()) == sorted(row[0] for row in ids)
+            assert store.database.rows("SELECT article_id FROM pending") == []
+        seen[name] = (
+            firsts,
+            keyword[:1],
+            headline[:1],
+            overview.articles,
+            overview.passages,
+            overview.outlets,
+        )
+    assert seen["postgres"] == seen["sqlite"]
+    assert seen["postgres"][1:3] == (["news/report-4.md"], ["news/report-3.md"])
+
+    (folder / "report-1.md").unlink()  # the outlet took it down
+    ingest(folder, prune=True, settings=stores["postgres"])
+    with open_store(stores["postgres"]) as store:
+        assert "news/report-1.md" not in store.articles()
+        assert store.overview().articles == len(REPORTS) - 1
+        assert store.keyword_search(["library", "rooftop"], k=3) == []
+
+
+def test_writers_on_two_machines_share_one_lock_in_postgres(database_url: str, tmp_path: Path) -> None:
+    first = Settings(data_dir=tmp_path / "machine-a", database_url=database_url)
+    second = Settings(data_dir=tmp_path / "machine-b", database_url=database_url)
+    with open_store(first) as a, open_store(second) as b:
+        with a.writing(), pytest.raises(StoreLockedError, match="PostgreSQL"), b.writing():
+            pass
+        with b.writing():  # once the first lets go
+            pass

@@ -67,11 +67,11 @@ class Store(Schema, Writes, Search):
             raise
 
     def _open(self, *, rebuild: bool) -> None:
+        # One connection, shared by the app's session threads; its lock keeps their reads and writes apart.
+        self.database = self._connect()
         if rebuild:
             self._hold(self._writer_lock())
         self._client = self._connect_chroma()
-        # One connection, shared by the app's session threads; its lock keeps their reads and writes apart.
-        self.database = self._connect()
         self.db = self.database.connection  # for checks that read the SQLite file as it is
         self._search_database = self._connect()
         self._search_lock = threading.Lock()
@@ -96,8 +96,16 @@ class Store(Schema, Writes, Search):
                     (LAYOUT,),
                 )
 
-    def _connect(self) -> SQLiteDatabase:
-        database = SQLiteDatabase(self.config.data_dir / "newsdesk.sqlite")
+    def _connect(self) -> CatalogDatabase:
+        """A connection to the catalog: PostgreSQL when `database_url` names one, else the data folder's
+        SQLite file."""
+        database: CatalogDatabase
+        if self.config.database_url:
+            from rag.store.postgres import PostgresDatabase
+
+            database = PostgresDatabase(self.config.database_url)
+        else:
+            database = SQLiteDatabase(self.config.data_dir / "newsdesk.sqlite")
         self._databases.append(database)
         return database
 
@@ -127,12 +135,12 @@ class Store(Schema, Writes, Search):
         self._locks.append(lock)
 
     def _writer_lock(self) -> Any:
-        return hold_lock(
-            self.config.data_dir / ".ingest.lock",
+        where = "the PostgreSQL catalog" if self.config.database_url else self.config.data_dir
+        return self.database.writer_lock(
             what=(
-                f"Another ingest process is writing to the store in {self.config.data_dir}; nothing was "
-                "changed. Wait for it to finish, or stop it, and run this again"
-            ),
+                f"Another ingest process is writing to the store in {where}; nothing was changed. Wait for "
+                "it to finish, or stop it, and run this again"
+            )
         )
 
     @contextmanager

@@ -58,7 +58,9 @@ class Catalog(Guarded):
         # From the counts the writes keep and the ends of indexes: nothing here grows with the store.
         dated = "SELECT published_at FROM articles WHERE published_ts IS NOT NULL ORDER BY published_ts"
         with self._lock:  # one consistent view of the catalog
-            articles, passages = self._row("SELECT sum(articles), sum(passages) FROM periods")
+            articles, passages = self._row(
+                "SELECT CAST(sum(articles) AS INTEGER), CAST(sum(passages) AS INTEGER) FROM periods"
+            )
             undated = self._row("SELECT articles FROM periods WHERE period = 'undated'")
             earliest, latest = self._row(f"{dated} LIMIT 1"), self._row(f"{dated} DESC LIMIT 1")
             (last,) = self._row("SELECT max(ingested_at) FROM articles")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 
@@ -21,6 +21,7 @@ class Database(ABC):
     """A connection to the catalog's database, used by one thread at a time."""
 
     dialect: str
+    connection: Any  # the driver's own connection (sqlite3, psycopg)
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -87,6 +88,11 @@ class CatalogDatabase(Database):
     """A database that holds the store's catalog: its tables and its keyword and headline indexes, in the
     dialect's own SQL. Rows are numbered by publish day (rag/store/periods.py): a search names the range of
     row ids it reads."""
+
+    @abstractmethod
+    def writer_lock(self, *, what: str) -> AbstractContextManager[None]:
+        """The lock every writer of the store takes (ingest, prune, regroup, rebuild), held for the
+        duration, refusing at once (StoreLockedError, saying `what`) when another process holds it."""
 
     @abstractmethod
     def create_tables(self) -> None:

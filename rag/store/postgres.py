@@ -1,17 +1,26 @@
-"""The catalog in PostgreSQL, for a store that several machines share: ingest workers and app replicas."""
+"""The catalog in PostgreSQL, for a store that several machines share: ingest workers and app replicas.
+
+The keyword and headline indexes are `tsvector` columns (English stemming) with GIN indexes, ranked by BM25
+as SQLite's FTS5 ranks them: the statistics BM25 needs that PostgreSQL does not keep (how many passages
+hold each word, how long each passage is, their total) are kept by triggers as rows are written, so a
+search reads only the rows that match its words, never the whole index.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
-from rag.store.database import Database
-from rag.store.records import StoreError
+from rag.store.database import CatalogDatabase
+from rag.store.records import StoreError, StoreLockedError
 
 
-class PostgresDatabase(Database):
+class PostgresDatabase(CatalogDatabase):
     """One connection to a PostgreSQL database: outside `transaction()` each statement commits on its own;
     inside, PostgreSQL's default isolation (read committed) holds."""
 
@@ -19,11 +28,22 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: str) -> None:
         super().__init__()
+        self.url = url
         try:
             self.connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as error:
             where = url.split("@")[-1]  # never the password
             raise StoreError(f"Could not connect to PostgreSQL at {where}: {error}".strip()) from error
+
+    @contextmanager
+    def writer_lock(self, *, what: str) -> Iterator[None]:
+        """An advisory lock of the database, on a connection of its own: every machine's writers take it,
+        and a process that dies lets it go with its connection."""
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as connection:
+            held = connection.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
+            if not (held and held[0]):
+                raise StoreLockedError(f"{what} (held by another process using this PostgreSQL database).")
+            yield
 
     def in_list(self, values: Sequence[Any]) -> tuple[str, Any]:
         return "= ANY(?)", list(values)
@@ -49,6 +69,257 @@ class PostgresDatabase(Database):
 
     def _rollback(self) -> None:
         self.connection.execute("ROLLBACK")
+
+    # The tables
+
+    def create_tables(self) -> None:
+        with self.transaction():
+            self.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))  # two openers never race
+            for statement in SCHEMA:
+                self.execute(statement)
+
+    def drop_tables(self) -> None:
+        with self.transaction():
+            for table in (*TABLES, "fetch_state"):
+                self.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+
+    def renumber_rows(self) -> None:
+        """Nothing to do: a PostgreSQL catalog has numbered its rows by publish day from the start."""
+
+    # Keyword and headline search (BM25 over tsvector columns)
+
+    def match_terms(self, terms: Sequence[str]) -> list[str]:
+        """The terms' English stems, as the index holds them (stop words have none)."""
+        if not terms:
+            return []
+        found = self.rows(
+            "SELECT t.n, u.lexeme FROM unnest(?::text[]) WITH ORDINALITY AS t(term, n), "
+            "unnest(to_tsvector('english', t.term)) AS u",
+            (list(terms),),
+        )
+        stems = [lexeme for _, lexeme in sorted(found)]
+        return [stem for stem in dict.fromkeys(stems) if _STEM.fullmatch(stem)]
+
+    def count_matches(self, term: str, rows: tuple[int, int], limit: int) -> int:
+        found = self.row(
+            "SELECT count(*) FROM (SELECT 1 FROM passages WHERE terms @@ to_tsquery('simple', ?) "
+            "AND rowid BETWEEN ? AND ? LIMIT ?) AS m",
+            (_query([term]), *rows, limit),
+        )
+        return int(found[0]) if found else 0
+
+    def keyword_rows(
+        self, columns: str, terms: Sequence[str], rows: tuple[int, int], where: tuple[str, list[Any]], *,
+        pool: int, k: int, title_weight: float,
+    ) -> list[tuple[Any, ...]]:  # fmt: skip
+        if not terms:
+            return []
+        idf, average = self._statistics("passage", terms)
+        clauses, params = where
+        return self.rows(
+            f"""WITH q AS (SELECT unnest(?::text[]) AS lexeme, unnest(?::float8[]) AS idf),
+                m AS (SELECT p.rowid, p.length, u.lexeme,
+                             (SELECT sum(CASE WHEN w = 'A' THEN ? ELSE 1.0 END) FROM unnest(u.weights) AS w)
+                             AS tf
+                      FROM passages p, unnest(p.terms) AS u
+                      WHERE p.terms @@ to_tsquery('simple', ?) AND p.rowid BETWEEN ? AND ?
+                      AND u.lexeme = ANY(?::text[])),
+                f AS (SELECT m.rowid, sum({_BM25}) AS score FROM m JOIN q USING (lexeme)
+                      GROUP BY m.rowid ORDER BY score DESC LIMIT ?)
+                SELECT {columns}, f.score FROM f
+                JOIN passages p ON p.rowid = f.rowid
+                JOIN articles a ON a.article_id = p.article_id
+                WHERE TRUE {clauses}
+                ORDER BY f.score DESC LIMIT ?""",
+            (list(idf), list(idf.values()), title_weight, _query(terms), *rows, list(terms), average,
+             None if pool < 0 else pool, *params, k),
+        )  # fmt: skip
+
+    def headline_rows(
+        self, columns: str, terms: Sequence[str], rows: tuple[int, int], where: tuple[str, list[Any]], *,
+        articles: int, k: int,
+    ) -> list[tuple[Any, ...]]:  # fmt: skip
+        if not terms:
+            return []
+        idf, average = self._statistics("headline", terms)
+        clauses, params = where
+        return self.rows(
+            f"""WITH q AS (SELECT unnest(?::text[]) AS lexeme, unnest(?::float8[]) AS idf),
+                m AS (SELECT a.rowid, a.title_length AS length, u.lexeme,
+                             cardinality(u.positions)::float8 AS tf
+                      FROM articles a, unnest(a.title_terms) AS u
+                      WHERE a.title_terms @@ to_tsquery('simple', ?) AND a.rowid BETWEEN ? AND ?
+                      AND u.lexeme = ANY(?::text[])),
+                h AS (SELECT m.rowid, sum({_BM25}) AS score FROM m JOIN q USING (lexeme)
+                      GROUP BY m.rowid ORDER BY score DESC LIMIT ?)
+                SELECT {columns}, h.score FROM h
+                JOIN articles a ON a.rowid = h.rowid
+                JOIN passages p ON p.article_id = a.article_id
+                WHERE TRUE {clauses}
+                ORDER BY h.score DESC, p.chunk_index LIMIT ?""",
+            (list(idf), list(idf.values()), _query(terms), *rows, list(terms), average, articles,
+             *params, k),
+        )  # fmt: skip
+
+    def _statistics(self, index: str, terms: Sequence[str]) -> tuple[dict[str, float], float]:
+        """Each term's inverse document frequency as FTS5 computes it, and the average length of the rows
+        of an index ("passage" or "headline")."""
+        totals = self.row("SELECT rows, tokens FROM bm25_totals WHERE index_name = ?", (index,))
+        count, tokens = (int(totals[0]), int(totals[1])) if totals else (0, 0)
+        held = dict(
+            self.rows(f"SELECT lexeme, rows FROM {index}_terms WHERE lexeme = ANY(?)", (list(terms),))
+        )
+        idf = {}
+        for term in terms:
+            n = int(held.get(term, 0))
+            idf[term] = max(math.log((count - n + 0.5) / (n + 0.5)), 1e-6)
+        return idf, (tokens / count if count else 1.0)
+
+
+_STEM = re.compile(r"[\w.-]+")  # what a stem may hold to be quoted into a query as it is
+_BM25 = "q.idf * m.tf * 2.2 / (m.tf + 1.2 * (0.25 + 0.75 * m.length / ?))"  # k1 = 1.2, b = 0.75, as FTS5
+
+
+def _query(stems: Sequence[str]) -> str:
+    """A tsquery matching any of these stems."""
+    return " | ".join(f"'{stem}'" for stem in stems)
+
+
+SCHEMA_LOCK = 0x6E657773  # the advisory lock that makes the tables ("news")
+WRITER_LOCK = 0x6E657774  # the advisory lock every writer holds
+TABLES = (
+    "meta", "articles", "passages", "pending", "ingest_runs", "periods", "outlets", "vector_splits",
+    "passage_terms", "headline_terms", "bm25_totals",
+)  # fmt: skip
+_PERIOD = (
+    "CASE WHEN {row}.published_ts IS NULL THEN 'undated' "
+    "ELSE to_char(to_timestamp({row}.published_ts) AT TIME ZONE 'UTC', 'YYYY-MM') END"
+)
+# Text compared by order (a folder's files, ties in time) is compared byte by byte, as SQLite does.
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS articles (
+        rowid BIGINT PRIMARY KEY,
+        article_id TEXT COLLATE "C" NOT NULL UNIQUE,
+        source TEXT COLLATE "C" NOT NULL,
+        content_hash TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        title TEXT, outlet TEXT, author TEXT, url TEXT, published_at TEXT, published_ts DOUBLE PRECISION,
+        chunk_count INTEGER NOT NULL,
+        duplicate_of TEXT,
+        ingested_at TEXT NOT NULL,
+        updated_at TEXT,
+        focus DOUBLE PRECISION,
+        story_id TEXT,
+        copy_of TEXT,
+        minhash BYTEA,
+        title_terms TSVECTOR,
+        title_length INTEGER
+    )""",
+    "CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash)",
+    "CREATE INDEX IF NOT EXISTS articles_story ON articles(story_id)",
+    "CREATE INDEX IF NOT EXISTS articles_published ON articles(published_ts)",
+    "CREATE INDEX IF NOT EXISTS articles_source ON articles(source)",
+    "CREATE INDEX IF NOT EXISTS articles_ingested ON articles(ingested_at)",
+    "CREATE INDEX IF NOT EXISTS articles_title_terms ON articles USING GIN (title_terms)",
+    """CREATE TABLE IF NOT EXISTS passages (
+        rowid BIGINT PRIMARY KEY,
+        chunk_id TEXT NOT NULL UNIQUE,
+        article_id TEXT NOT NULL,
+        chunk_index INTEGER NOT NULL,
+        start INTEGER NOT NULL,
+        "end" INTEGER NOT NULL,
+        title TEXT,
+        text TEXT NOT NULL,
+        terms TSVECTOR,
+        length INTEGER
+    )""",
+    "CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id)",
+    "CREATE INDEX IF NOT EXISTS passages_terms ON passages USING GIN (terms)",
+    "CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY, periods TEXT)",
+    """CREATE TABLE IF NOT EXISTS ingest_runs (
+        started_at TEXT NOT NULL UNIQUE, finished_at TEXT NOT NULL, new INTEGER NOT NULL,
+        changed INTEGER NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS periods "
+    "(period TEXT PRIMARY KEY, articles INTEGER NOT NULL, passages INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS vector_splits (shelf TEXT PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS outlets (outlet TEXT PRIMARY KEY, articles INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS passage_terms (lexeme TEXT PRIMARY KEY, rows BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS headline_terms (lexeme TEXT PRIMARY KEY, rows BIGINT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS bm25_totals (
+        index_name TEXT PRIMARY KEY, rows BIGINT NOT NULL, tokens BIGINT NOT NULL
+    )""",
+    """CREATE OR REPLACE FUNCTION newsdesk_passage_terms() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.terms := setweight(to_tsvector('english', coalesce(NEW.title, '')), 'A')
+                     || to_tsvector('english', NEW.text);
+        NEW.length := (SELECT coalesce(sum(cardinality(positions)), 0) FROM unnest(NEW.terms));
+        RETURN NEW;
+    END $$""",
+    """CREATE OR REPLACE FUNCTION newsdesk_headline_terms() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.title_terms := to_tsvector('english', coalesce(NEW.title, ''));
+        NEW.title_length := (SELECT coalesce(sum(cardinality(positions)), 0) FROM unnest(NEW.title_terms));
+        RETURN NEW;
+    END $$""",
+    """CREATE OR REPLACE FUNCTION newsdesk_count_terms() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        which TEXT := TG_ARGV[0];
+        delta INTEGER := CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END;
+        held TSVECTOR;
+        size INTEGER;
+    BEGIN
+        IF which = 'passage' THEN
+            IF TG_OP = 'INSERT' THEN held := NEW.terms; size := NEW.length;
+            ELSE held := OLD.terms; size := OLD.length; END IF;
+            INSERT INTO passage_terms SELECT lexeme, delta FROM unnest(held)
+                ON CONFLICT (lexeme) DO UPDATE SET rows = passage_terms.rows + delta;
+        ELSE
+            IF TG_OP = 'INSERT' THEN held := NEW.title_terms; size := NEW.title_length;
+            ELSE held := OLD.title_terms; size := OLD.title_length; END IF;
+            INSERT INTO headline_terms SELECT lexeme, delta FROM unnest(held)
+                ON CONFLICT (lexeme) DO UPDATE SET rows = headline_terms.rows + delta;
+        END IF;
+        INSERT INTO bm25_totals AS t VALUES (which, delta, delta * size)
+            ON CONFLICT (index_name) DO UPDATE SET rows = t.rows + delta, tokens = t.tokens + delta * size;
+        RETURN NULL;
+    END $$""",
+    f"""CREATE OR REPLACE FUNCTION newsdesk_count_articles() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO periods VALUES ({_PERIOD.format(row="NEW")}, 1, NEW.chunk_count)
+                ON CONFLICT (period) DO UPDATE
+                SET articles = periods.articles + 1, passages = periods.passages + excluded.passages;
+            IF NEW.outlet IS NOT NULL THEN
+                INSERT INTO outlets VALUES (NEW.outlet, 1)
+                    ON CONFLICT (outlet) DO UPDATE SET articles = outlets.articles + 1;
+            END IF;
+        ELSE
+            UPDATE periods SET articles = articles - 1, passages = passages - OLD.chunk_count
+                WHERE period = {_PERIOD.format(row="OLD")};
+            IF OLD.outlet IS NOT NULL THEN
+                UPDATE outlets SET articles = articles - 1 WHERE outlet = OLD.outlet;
+            END IF;
+        END IF;
+        RETURN NULL;
+    END $$""",
+    "DROP TRIGGER IF EXISTS passages_terms ON passages",
+    "CREATE TRIGGER passages_terms BEFORE INSERT ON passages FOR EACH ROW "
+    "EXECUTE FUNCTION newsdesk_passage_terms()",
+    "DROP TRIGGER IF EXISTS passages_count ON passages",
+    "CREATE TRIGGER passages_count AFTER INSERT OR DELETE ON passages FOR EACH ROW "
+    "EXECUTE FUNCTION newsdesk_count_terms('passage')",
+    "DROP TRIGGER IF EXISTS articles_terms ON articles",
+    "CREATE TRIGGER articles_terms BEFORE INSERT ON articles FOR EACH ROW "
+    "EXECUTE FUNCTION newsdesk_headline_terms()",
+    "DROP TRIGGER IF EXISTS articles_count ON articles",
+    "CREATE TRIGGER articles_count AFTER INSERT OR DELETE ON articles FOR EACH ROW "
+    "EXECUTE FUNCTION newsdesk_count_articles()",
+    "DROP TRIGGER IF EXISTS articles_headline_count ON articles",
+    "CREATE TRIGGER articles_headline_count AFTER INSERT OR DELETE ON articles FOR EACH ROW "
+    "EXECUTE FUNCTION newsdesk_count_terms('headline')",
+)
 
 
 def _placeholders(sql: str) -> str:

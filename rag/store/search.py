@@ -259,8 +259,8 @@ class PassageFilter:
 
 # A passage row as `Passage` takes it: its fields up to `end`, then (after the score) the rest.
 _HIT_COLUMNS = (
-    "p.chunk_id, a.article_id, p.text, a.title, a.outlet, a.author, a.url, a.published_at, p.start, p.end, "
-    "a.focus, a.story_id, a.copy_of, p.chunk_index"
+    "p.chunk_id, a.article_id, p.text, a.title, a.outlet, a.author, a.url, a.published_at, p.start, "
+    'p."end", a.focus, a.story_id, a.copy_of, p.chunk_index'  # "end" is a keyword in PostgreSQL
 )
 
 

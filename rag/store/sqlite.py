@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from rag.store.database import CatalogDatabase
+from rag.store.lock import hold_lock
 from rag.store.periods import DAY_BITS
 
 SCHEMA = """
@@ -113,9 +115,13 @@ class SQLiteDatabase(CatalogDatabase):
 
     def __init__(self, path: Path) -> None:
         super().__init__()
+        self.path = path
         self.connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.execute("PRAGMA synchronous=NORMAL")
+
+    def writer_lock(self, *, what: str) -> AbstractContextManager[None]:
+        return hold_lock(self.path.parent / ".ingest.lock", what=what)  # a lock file in the data folder
 
     def in_list(self, values: Sequence[Any]) -> tuple[str, Any]:
         return "IN (SELECT value FROM json_each(?))", json.dumps(list(values))

@@ -74,7 +74,7 @@ class Writes(Vectors, Catalog):
                 )
                 first = self._next_rowid("passages", _published_ts(item.article))
                 self._executemany(
-                    "INSERT INTO passages (rowid, chunk_id, article_id, chunk_index, start, end, title, "
+                    'INSERT INTO passages (rowid, chunk_id, article_id, chunk_index, start, "end", title, '
                     "text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
@@ -151,9 +151,9 @@ class Writes(Vectors, Catalog):
         """Count what an ingest run stored, for "what's new since the last ingest", in the transaction that
         stores it: a run killed after any commit is remembered for what it did store."""
         self._execute(
-            "INSERT INTO ingest_runs VALUES (?, ?, ?, ?) ON CONFLICT (started_at) DO UPDATE SET "
-            "finished_at = excluded.finished_at, new = new + excluded.new, "
-            "changed = changed + excluded.changed",
+            "INSERT INTO ingest_runs AS r VALUES (?, ?, ?, ?) ON CONFLICT (started_at) DO UPDATE SET "
+            "finished_at = excluded.finished_at, new = r.new + excluded.new, "
+            "changed = r.changed + excluded.changed",
             (started_at, datetime.now(UTC).isoformat(timespec="seconds"), new, changed),
         )
 
