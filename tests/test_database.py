@@ -161,6 +161,10 @@ def test_a_store_with_its_catalog_in_postgres_answers_as_one_in_sqlite(
         assert "news/report-1.md" not in store.articles()
         assert store.overview().articles == len(REPORTS) - 1
         assert store.keyword_search(["library", "rooftop"], k=3) == []
+    with open_store(stores["postgres"], rebuild=True) as store:  # emptied, counts and all
+        assert store.overview().articles == 0 and store.vector_ids() == []
+        assert store.keyword_search(["stadium", "roof"], k=3) == []
+    assert ingest(folder, settings=stores["postgres"]).new == len(REPORTS) - 1
 
 
 def test_writers_on_two_machines_share_one_lock_in_postgres(database_url: str, tmp_path: Path) -> None:
