@@ -175,3 +175,21 @@ def test_writers_on_two_machines_share_one_lock_in_postgres(database_url: str, t
             pass
         with b.writing():  # once the first lets go
             pass
+
+
+def test_a_write_killed_half_way_is_undone_in_postgres(ingest, database_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "news"
+    write_reports(folder)
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    ingest(folder, settings=settings)
+    with open_store(settings) as store:  # as a run killed between its vectors and its catalog rows leaves it
+        store._mark_pending({"news/report-2.md": {"2024-03"}})
+    with open_store(settings) as store:
+        assert store.recover() == ["news/report-2.md"]
+        assert "news/report-2.md" not in store.articles()
+        assert not [cid for cid in store.vector_ids() if cid.startswith("news/report-2.md")]
+    assert ingest(folder, settings=settings).new == 1, "the next run writes it again"
+    with open_store(settings) as store:
+        ids = store.database.rows("SELECT chunk_id FROM passages")
+        assert sorted(store.vector_ids()) == sorted(row[0] for row in ids)
+        assert store.database.rows("SELECT article_id FROM pending") == []
