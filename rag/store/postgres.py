@@ -29,6 +29,7 @@ class PostgresDatabase(CatalogDatabase):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
+        self._stems: dict[str, list[str]] = {}
         try:
             self.connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as error:
@@ -89,15 +90,20 @@ class PostgresDatabase(CatalogDatabase):
     # Keyword and headline search (BM25 over tsvector columns)
 
     def match_terms(self, terms: Sequence[str]) -> list[str]:
-        """The terms' English stems, as the index holds them (stop words have none)."""
-        if not terms:
-            return []
-        found = self.rows(
-            "SELECT t.n, u.lexeme FROM unnest(?::text[]) WITH ORDINALITY AS t(term, n), "
-            "unnest(to_tsvector('english', t.term)) AS u",
-            (list(terms),),
-        )
-        stems = [lexeme for _, lexeme in sorted(found)]
+        """The terms' English stems, as the index holds them (stop words have none); asked of PostgreSQL
+        once per word and remembered, as a question's searches ask for the same words again."""
+        missing = [term for term in dict.fromkeys(terms) if term not in self._stems]
+        if missing:
+            if len(self._stems) > 50_000:
+                self._stems.clear()
+            found = self.rows(
+                "SELECT t.term, u.lexeme FROM unnest(?::text[]) AS t(term), "
+                "unnest(to_tsvector('english', t.term)) AS u",
+                (missing,),
+            )
+            for term in missing:
+                self._stems[term] = [lexeme for word, lexeme in found if word == term]
+        stems = [stem for term in terms for stem in self._stems[term]]
         return [stem for stem in dict.fromkeys(stems) if _STEM.fullmatch(stem)]
 
     def count_matches(self, term: str, rows: tuple[int, int], limit: int) -> int:
@@ -114,26 +120,17 @@ class PostgresDatabase(CatalogDatabase):
     ) -> list[tuple[Any, ...]]:  # fmt: skip
         if not terms:
             return []
-        idf, average = self._statistics("passage", terms)
-        clauses, params = where
+        ranked, params = self._ranked("passage", terms, rows, None if pool < 0 else pool, title_weight)
+        clauses, filters = where
         return self.rows(
-            f"""WITH q AS (SELECT unnest(?::text[]) AS lexeme, unnest(?::float8[]) AS idf),
-                m AS (SELECT p.rowid, p.length, u.lexeme,
-                             (SELECT sum(CASE WHEN w = 'A' THEN ? ELSE 1.0 END) FROM unnest(u.weights) AS w)
-                             AS tf
-                      FROM passages p, unnest(p.terms) AS u
-                      WHERE p.terms @@ to_tsquery('simple', ?) AND p.rowid BETWEEN ? AND ?
-                      AND u.lexeme = ANY(?::text[])),
-                f AS (SELECT m.rowid, sum({_BM25}) AS score FROM m JOIN q USING (lexeme)
-                      GROUP BY m.rowid ORDER BY score DESC LIMIT ?)
-                SELECT {columns}, f.score FROM f
-                JOIN passages p ON p.rowid = f.rowid
+            f"""{ranked}
+                SELECT {columns}, r.score FROM ranked r
+                JOIN passages p ON p.rowid = r.rowid
                 JOIN articles a ON a.article_id = p.article_id
                 WHERE TRUE {clauses}
-                ORDER BY f.score DESC LIMIT ?""",
-            (list(idf), list(idf.values()), title_weight, _query(terms), *rows, list(terms), average,
-             None if pool < 0 else pool, *params, k),
-        )  # fmt: skip
+                ORDER BY r.score DESC LIMIT ?""",
+            (*params, *filters, k),
+        )
 
     def headline_rows(
         self, columns: str, terms: Sequence[str], rows: tuple[int, int], where: tuple[str, list[Any]], *,
@@ -141,25 +138,35 @@ class PostgresDatabase(CatalogDatabase):
     ) -> list[tuple[Any, ...]]:  # fmt: skip
         if not terms:
             return []
-        idf, average = self._statistics("headline", terms)
-        clauses, params = where
+        ranked, params = self._ranked("headline", terms, rows, articles)
+        clauses, filters = where
         return self.rows(
-            f"""WITH q AS (SELECT unnest(?::text[]) AS lexeme, unnest(?::float8[]) AS idf),
-                m AS (SELECT a.rowid, a.title_length AS length, u.lexeme,
-                             cardinality(u.positions)::float8 AS tf
-                      FROM articles a, unnest(a.title_terms) AS u
-                      WHERE a.title_terms @@ to_tsquery('simple', ?) AND a.rowid BETWEEN ? AND ?
-                      AND u.lexeme = ANY(?::text[])),
-                h AS (SELECT m.rowid, sum({_BM25}) AS score FROM m JOIN q USING (lexeme)
-                      GROUP BY m.rowid ORDER BY score DESC LIMIT ?)
-                SELECT {columns}, h.score FROM h
-                JOIN articles a ON a.rowid = h.rowid
+            f"""{ranked}
+                SELECT {columns}, r.score FROM ranked r
+                JOIN articles a ON a.rowid = r.rowid
                 JOIN passages p ON p.article_id = a.article_id
                 WHERE TRUE {clauses}
-                ORDER BY h.score DESC, p.chunk_index LIMIT ?""",
-            (list(idf), list(idf.values()), _query(terms), *rows, list(terms), average, articles,
-             *params, k),
-        )  # fmt: skip
+                ORDER BY r.score DESC, p.chunk_index LIMIT ?""",
+            (*params, *filters, k),
+        )
+
+    def _ranked(
+        self, index: str, terms: Sequence[str], rows: tuple[int, int], limit: int | None, *weights: float
+    ) -> tuple[str, list[Any]]:
+        """A WITH clause naming `ranked` (rowid, score): the `limit` rows of a range of an index ("passage"
+        or "headline") that best match any of the terms by BM25, best first; and its parameters (`weights`:
+        those the index's term frequency takes)."""
+        table, column, length, frequency = _INDEXES[index]
+        idf, average = self._statistics(index, terms)
+        sql = f"""WITH q AS (SELECT unnest(?::text[]) AS lexeme, unnest(?::float8[]) AS idf),
+            m AS (SELECT t.rowid, t.{length} AS length, u.lexeme, {frequency} AS tf
+                  FROM {table} t, unnest(t.{column}) AS u
+                  WHERE t.{column} @@ to_tsquery('simple', ?) AND t.rowid BETWEEN ? AND ?
+                  AND u.lexeme = ANY(?::text[])),
+            ranked AS (SELECT m.rowid, sum({_BM25}) AS score FROM m JOIN q USING (lexeme)
+                       GROUP BY m.rowid ORDER BY score DESC LIMIT ?)"""
+        params = [list(idf), list(idf.values()), *weights, _query(terms), *rows, list(terms), average, limit]
+        return sql, params
 
     def _statistics(self, index: str, terms: Sequence[str]) -> tuple[dict[str, float], float]:
         """Each term's inverse document frequency as FTS5 computes it, and the average length of the rows
@@ -177,6 +184,13 @@ class PostgresDatabase(CatalogDatabase):
 
 
 _STEM = re.compile(r"[\w.-]+")  # what a stem may hold to be quoted into a query as it is
+_INDEXES = {  # an index: its table, its tsvector column, its row length, a matched stem's term frequency
+    "passage": (
+        "passages", "terms", "length",
+        "(SELECT sum(CASE WHEN w = 'A' THEN ? ELSE 1.0 END) FROM unnest(u.weights) AS w)",  # title weighed
+    ),
+    "headline": ("articles", "title_terms", "title_length", "cardinality(u.positions)::float8"),
+}  # fmt: skip
 _BM25 = "q.idf * m.tf * 2.2 / (m.tf + 1.2 * (0.25 + 0.75 * m.length / ?))"  # k1 = 1.2, b = 0.75, as FTS5
 
 
