@@ -16,7 +16,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from ingest.articles import Failure, read_articles
 from ingest.chunks import embedding_text, make_splitter, split_article
 from ingest.feeds import WebReader
-from ingest.plan import Plan, plan_run
+from ingest.plan import Plan, plan_run, recheck
 from ingest.sources import SourceFile, SourceSet, discover_files
 from ingest.stories import StoryIndex, group_stored
 from ingest.web import Fetcher, FetchState
@@ -107,7 +107,7 @@ def ingest_sources(
     paths, feeds, pages = sources.paths, sources.feeds, sources.pages
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="microseconds")
-    with store.writing(), ExitStack() as resources:
+    with store.writing(exclusive=prune or regroup), ExitStack() as resources:
         roots = [path.resolve() if path.is_dir() else path.absolute() for path in paths]
         files = discover_files(roots)
         recovered = [] if dry_run else store.recover()
@@ -222,17 +222,31 @@ def store_embedded(
     run: str | None = None,
 ) -> None:
     """Group embedded articles (article, passages, their vectors; oldest first) into their stories and
-    write them to the store in one journalled write: all that ingest does beyond reading and the model."""
-    writes = []
-    for article, chunks, vectors in embedded:
-        story = stories.assign(
-            article.article_id,
-            published=article.published_at.date() if article.published_at else None,
-            passages=[chunk.text for chunk in chunks],
-            lead_vector=vectors[0] if vectors else None,
+    write them to the store in one journalled write: all that ingest does beyond reading and the model.
+    Done in the store's turn, against the catalog as it is then: what another ingest stored meanwhile is
+    not written twice."""
+    with store.turn():
+        if store.others_wrote:
+            stories.reload()
+        now = recheck([article for article, _, _ in embedded], store)
+        writing = {a.article_id for a in now.to_embed}
+        writes = []
+        for article, chunks, vectors in embedded:
+            if article.article_id not in writing:
+                continue
+            story = stories.assign(
+                article.article_id,
+                published=article.published_at.date() if article.published_at else None,
+                passages=[chunk.text for chunk in chunks],
+                lead_vector=vectors[0] if vectors else None,
+            )
+            writes.append(ArticleWrite(article, chunks, vectors, story))
+        store.write(writes, replacing=replacing, run=run)
+        store.record_duplicates(
+            now.duplicates,
+            stories={a.article_id: stories.duplicate_link(o) for a, o in now.duplicates},
+            run=run,
         )
-        writes.append(ArticleWrite(article, chunks, vectors, story))
-    store.write(writes, replacing=replacing, run=run)
 
 
 def _publish_order(article: Article) -> tuple[bool, str, str]:

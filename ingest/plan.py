@@ -72,6 +72,15 @@ def plan_run(
     return plan
 
 
+def recheck(articles: list[Article], stored: StoredCatalog) -> Plan:
+    """Classify articles planned for writing again, against the catalog as it is now: another ingest
+    running at the same time may have stored one of them, or its text, since this run's plan was made."""
+    plan = Plan()
+    ids = [a.article_id for a in articles]
+    _classify(plan, articles, stored.articles(ids), stored.text_holders(a.text_hash for a in articles))
+    return plan
+
+
 def _classify(
     plan: Plan,
     articles: list[Article],

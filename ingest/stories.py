@@ -64,6 +64,11 @@ class StoryIndex:
         self.config = config
         self.seconds = 0.0  # spent grouping, for the ingest summary
         self._stored = stored
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the stored articles again as they are needed: another ingest has written meanwhile."""
+        config = self.config
         self._template = MinHash(num_perm=config.permutations)
         self._lsh = MinHashLSH(threshold=config.near_copy, num_perm=config.permutations)
         self._members: dict[str, _Member] = {}

@@ -35,8 +35,18 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `both_catalogs` runs with the catalog in SQLite and, on a real server, in PostgreSQL."""
+    if metafunc.definition.get_closest_marker("both_catalogs") and "config" in metafunc.fixturenames:
+        metafunc.parametrize("config", ["sqlite", "postgres"], indirect=True)
+
+
 @pytest.fixture
-def config(tmp_path: Path) -> Settings:
+def config(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The settings of a store in the test's own folder: its catalog in SQLite, or in a new PostgreSQL
+    database (`both_catalogs`)."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        return Settings(data_dir=tmp_path / "data", database_url=request.getfixturevalue("database_url"))
     return Settings(data_dir=tmp_path / "data")
 
 
@@ -83,27 +93,22 @@ class State:
 def snapshot(config: Settings) -> State:
     """Read the whole store, checking that the keyword index matches its passages."""
     with open_store(config) as store:
-        store.db.execute("INSERT INTO passages_fts(passages_fts) VALUES ('integrity-check')")
+        store.database.check_indexes()
         return State(
             catalog={
                 e.article_id: (e.content_hash, e.chunk_count, e.duplicate_of, e.story_id, e.copy_of)
                 for e in store.articles().values()
             },
             vectors=sorted(store.vector_ids()),
-            passages=sorted(row[0] for row in store.db.execute("SELECT chunk_id FROM passages")),
-            pending=[row[0] for row in store.db.execute("SELECT article_id FROM pending")],
+            passages=sorted(row[0] for row in store.database.rows("SELECT chunk_id FROM passages")),
+            pending=[row[0] for row in store.database.rows("SELECT article_id FROM pending")],
         )
 
 
-def keyword_hits(config: Settings, query: str) -> list[str]:
-    """Return the chunk ids the keyword index finds for a query."""
+def keyword_hits(config: Settings, word: str) -> list[str]:
+    """Return the chunk ids the keyword search finds for a word."""
     with open_store(config) as store:
-        rows = store.db.execute(
-            "SELECT p.chunk_id FROM passages_fts JOIN passages p ON p.rowid = passages_fts.rowid "
-            "WHERE passages_fts MATCH ?",
-            (query,),
-        )
-        return sorted(row[0] for row in rows)
+        return sorted(passage.chunk_id for passage in store.keyword_search([word], k=1000))
 
 
 def run_cli(

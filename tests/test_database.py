@@ -4,6 +4,7 @@ and what ingest remembers of a web server's answers survives the connection."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -14,7 +15,7 @@ from ingest.web import FetchState
 from rag.config import Settings
 from rag.retrieve import Query, retrieve
 from rag.store import StoreLockedError, open_store
-from rag.store.database import Database
+from rag.store.database import CatalogDatabase, Database
 from rag.store.postgres import PostgresDatabase
 from rag.store.records import StoreError
 from rag.store.sqlite import SQLiteDatabase
@@ -167,14 +168,35 @@ def test_a_store_with_its_catalog_in_postgres_answers_as_one_in_sqlite(
     assert ingest(folder, settings=stores["postgres"]).new == len(REPORTS) - 1
 
 
-def test_writers_on_two_machines_share_one_lock_in_postgres(database_url: str, tmp_path: Path) -> None:
-    first = Settings(data_dir=tmp_path / "machine-a", database_url=database_url)
-    second = Settings(data_dir=tmp_path / "machine-b", database_url=database_url)
-    with open_store(first) as a, open_store(second) as b:
-        with a.writing(), pytest.raises(StoreLockedError, match="PostgreSQL"), b.writing():
+def test_ingest_runs_write_in_turns_and_prune_runs_alone(connect) -> None:  # type: ignore[no-untyped-def]
+    """Two writers (on two machines, when the catalog is in PostgreSQL) run at once and take turns to
+    write; what must run alone (prune, regroup, rebuild) is refused while another writer runs, and refuses
+    them while it runs."""
+    a, b = connect(), connect()
+    with a.writer_lock(what="A", exclusive=False), b.writer_lock(what="B", exclusive=False):
+        with pytest.raises(StoreLockedError, match="^B"), b.writer_lock(what="B", exclusive=True):
             pass
-        with b.writing():  # once the first lets go
-            pass
+        turns: list[str] = []
+        with a.write_turn():
+            second = threading.Thread(target=take_turn, args=(b, turns))
+            second.start()
+            second.join(0.5)
+            turns.append("a done")
+        second.join(10)
+        assert turns == ["a done", "b"], "a second writer wrote during the first one's turn"
+    with (
+        a.writer_lock(what="A", exclusive=True),
+        pytest.raises(StoreLockedError, match="^B"),
+        b.writer_lock(what="B", exclusive=False),
+    ):
+        pass
+    with b.writer_lock(what="B", exclusive=True):  # once the first lets go
+        pass
+
+
+def take_turn(database: CatalogDatabase, turns: list[str]) -> None:
+    with database.write_turn():
+        turns.append("b")
 
 
 def test_a_write_killed_half_way_is_undone_in_postgres(ingest, database_url: str, tmp_path: Path) -> None:

@@ -60,6 +60,10 @@ class Store(Schema, Writes, Search):
         # the store is open, so it can neither empty a store another ingest is writing nor be overtaken.
         self._holds_writer = rebuild
         self._databases: list[CatalogDatabase] = []
+        self._turn_lock = threading.RLock()  # the app's threads take turns within the process
+        self._turns = 0
+        self._writes_seen = None
+        self.others_wrote = False
         try:
             self._open(rebuild=rebuild)
         except BaseException:  # a store that is refused holds nothing
@@ -86,7 +90,7 @@ class Store(Schema, Writes, Search):
         """Lay out a store made before the layout by time (rag/store/periods.py), once: its rows renumbered
         by publish day and its vectors moved to their shelves; nothing is embedded again. Killed half way,
         the next open does it again."""
-        with self.writing():
+        with self.writing(exclusive=True), self.turn():
             self.database.renumber_rows()
             self._move_to_shelves()
             with self._transaction():
@@ -134,24 +138,26 @@ class Store(Schema, Writes, Search):
         lock.__enter__()
         self._locks.append(lock)
 
-    def _writer_lock(self) -> Any:
+    def _writer_lock(self, *, exclusive: bool = True) -> Any:
         where = "the PostgreSQL catalog" if self.config.database_url else self.config.data_dir
         return self.database.writer_lock(
             what=(
                 f"Another ingest process is writing to the store in {where}; nothing was changed. Wait for "
                 "it to finish, or stop it, and run this again"
-            )
+            ),
+            exclusive=exclusive,
         )
 
     @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the lock that every writer of this data folder takes (ingest, prune, regroup, rebuild) for
-        the duration, refusing at once if another process holds it; a store opened to rebuild holds it
-        already."""
+    def writing(self, *, exclusive: bool = False) -> Iterator[None]:
+        """Hold the lock that every writer of the store takes for the duration: shared by ingest runs,
+        which may run at once and take turns to write (`turn`), and `exclusive` for prune, regroup and
+        rebuild, which run alone; refusing at once if another process holds it so. A store opened to
+        rebuild holds it, exclusive, already."""
         if self._holds_writer:
             yield
             return
-        with self._writer_lock():
+        with self._writer_lock(exclusive=exclusive):
             yield
 
     def close(self) -> None:

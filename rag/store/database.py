@@ -90,9 +90,16 @@ class CatalogDatabase(Database):
     row ids it reads."""
 
     @abstractmethod
-    def writer_lock(self, *, what: str) -> AbstractContextManager[None]:
-        """The lock every writer of the store takes (ingest, prune, regroup, rebuild), held for the
-        duration, refusing at once (StoreLockedError, saying `what`) when another process holds it."""
+    def writer_lock(self, *, what: str, exclusive: bool) -> AbstractContextManager[None]:
+        """The lock every writer of the store holds while it runs: shared by ingest runs, which may run at
+        once (each waits for its `write_turn`), and `exclusive` for what must run alone (prune, regroup,
+        rebuild); refusing at once (StoreLockedError, saying `what`) when another process holds it so."""
+
+    @abstractmethod
+    def write_turn(self) -> AbstractContextManager[None]:
+        """The lock of one journalled write, waited for: writers take turns to write, so the write journal
+        (rag/store/writes.py) is only ever the holder's, and what a writer that died left in it is found by
+        the next one to take its turn."""
 
     @abstractmethod
     def create_tables(self) -> None:
@@ -101,6 +108,10 @@ class CatalogDatabase(Database):
     @abstractmethod
     def drop_tables(self) -> None:
         """Drop every table of the catalog (what ingest keeps beside it too)."""
+
+    @abstractmethod
+    def check_indexes(self) -> None:
+        """Raise StoreError if the keyword or headline index disagrees with the rows it indexes."""
 
     @abstractmethod
     def renumber_rows(self) -> None:

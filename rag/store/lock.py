@@ -18,21 +18,24 @@ from rag.store.records import StoreLockedError
 
 
 @contextmanager
-def hold_lock(path: Path, *, what: str) -> Iterator[None]:
-    """Hold an exclusive lock file for the duration, refusing at once if another process has it."""
+def hold_lock(path: Path, *, what: str, shared: bool = False, wait: bool = False) -> Iterator[None]:
+    """Hold a lock file for the duration: exclusive, or `shared` with other holders of the shared lock;
+    refusing at once (StoreLockedError, saying `what`) if another process holds it, or waiting for it
+    when `wait`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+")  # noqa: SIM115 (held open for as long as the lock)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
         raise StoreLockedError(f"{what} (held by process {holder}, lock file {path}).") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
+    if not shared:  # who holds it, for the message of a process refused
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
     try:
         yield
     finally:

@@ -30,6 +30,7 @@ class PostgresDatabase(CatalogDatabase):
         super().__init__()
         self.url = url
         self._stems: dict[str, list[str]] = {}
+        self._lock_connection: psycopg.Connection[Any] | None = None
         try:
             self.connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as error:
@@ -37,20 +38,43 @@ class PostgresDatabase(CatalogDatabase):
             raise StoreError(f"Could not connect to PostgreSQL at {where}: {error}".strip()) from error
 
     @contextmanager
-    def writer_lock(self, *, what: str) -> Iterator[None]:
-        """An advisory lock of the database, on a connection of its own: every machine's writers take it,
-        and a process that dies lets it go with its connection."""
-        with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as connection:
-            held = connection.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
-            if not (held and held[0]):
-                raise StoreLockedError(f"{what} (held by another process using this PostgreSQL database).")
+    def writer_lock(self, *, what: str, exclusive: bool) -> Iterator[None]:
+        """An advisory lock of the database: every machine's writers take it, and a process that dies lets
+        it go with its connection."""
+        mode = "" if exclusive else "_shared"
+        held = self._locks().execute(f"SELECT pg_try_advisory_lock{mode}(%s)", (WRITER_LOCK,)).fetchone()
+        if not (held and held[0]):
+            raise StoreLockedError(f"{what} (held by another process using this PostgreSQL database).")
+        try:
             yield
+        finally:
+            self._unlock(f"pg_advisory_unlock{mode}", WRITER_LOCK)
+
+    @contextmanager
+    def write_turn(self) -> Iterator[None]:
+        self._locks().execute("SELECT pg_advisory_lock(%s)", (WRITE_TURN,))
+        try:
+            yield
+        finally:
+            self._unlock("pg_advisory_unlock", WRITE_TURN)
+
+    def _locks(self) -> psycopg.Connection[Any]:
+        """The connection that holds this process's advisory locks, apart from its reads and writes."""
+        if self._lock_connection is None or self._lock_connection.closed:
+            self._lock_connection = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        return self._lock_connection
+
+    def _unlock(self, function: str, key: int) -> None:
+        if self._lock_connection is not None and not self._lock_connection.closed:
+            self._lock_connection.execute(f"SELECT {function}(%s)", (key,))
 
     def in_list(self, values: Sequence[Any]) -> tuple[str, Any]:
         return "= ANY(?)", list(values)
 
     def close(self) -> None:
         self.connection.close()
+        if self._lock_connection is not None:
+            self._lock_connection.close()  # any lock still held goes with it
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self.connection.execute(_placeholders(sql), params).fetchall()
@@ -78,6 +102,28 @@ class PostgresDatabase(CatalogDatabase):
             self.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))  # two openers never race
             for statement in SCHEMA:
                 self.execute(statement)
+
+    def check_indexes(self) -> None:
+        """The words and lengths BM25 reads from the kept counts, against the indexed rows themselves."""
+        for index, table, terms, length in (
+            ("passage", "passages", "terms", "length"),
+            ("headline", "articles", "title_terms", "title_length"),
+        ):
+            counts = f"{index}_terms"
+            wrong = self.rows(
+                "SELECT coalesce(held.lexeme, kept.lexeme) FROM "
+                f"(SELECT lexeme, count(*) AS rows FROM {table}, unnest({terms}) GROUP BY lexeme) AS held "
+                f"FULL JOIN (SELECT * FROM {counts} WHERE rows <> 0) AS kept ON kept.lexeme = held.lexeme "
+                "WHERE held.rows IS DISTINCT FROM kept.rows LIMIT 5"
+            )
+            totals = self.row(
+                f"SELECT (SELECT count(*) FROM {table}) - coalesce(t.rows, 0), "
+                f"(SELECT coalesce(sum({length}), 0) FROM {table}) - coalesce(t.tokens, 0) "
+                f"FROM (SELECT 1) AS one LEFT JOIN bm25_totals AS t ON t.index_name = ?",
+                (index,),
+            )
+            if wrong or totals != (0, 0):
+                raise StoreError(f"The {index} keyword counts disagree with the rows: {wrong or totals}")
 
     def drop_tables(self) -> None:
         with self.transaction():
@@ -200,7 +246,8 @@ def _query(stems: Sequence[str]) -> str:
 
 
 SCHEMA_LOCK = 0x6E657773  # the advisory lock that makes the tables ("news")
-WRITER_LOCK = 0x6E657774  # the advisory lock every writer holds
+WRITER_LOCK = 0x6E657774  # the advisory lock every writer holds, shared by ingest runs
+WRITE_TURN = 0x6E657775  # the advisory lock of one journalled write
 TABLES = (
     "meta", "articles", "passages", "pending", "ingest_runs", "periods", "outlets", "vector_splits",
     "passage_terms", "headline_terms", "bm25_totals",

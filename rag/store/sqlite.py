@@ -14,6 +14,7 @@ from typing import Any
 from rag.store.database import CatalogDatabase
 from rag.store.lock import hold_lock
 from rag.store.periods import DAY_BITS
+from rag.store.records import StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -120,8 +121,11 @@ class SQLiteDatabase(CatalogDatabase):
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.execute("PRAGMA synchronous=NORMAL")
 
-    def writer_lock(self, *, what: str) -> AbstractContextManager[None]:
-        return hold_lock(self.path.parent / ".ingest.lock", what=what)  # a lock file in the data folder
+    def writer_lock(self, *, what: str, exclusive: bool) -> AbstractContextManager[None]:
+        return hold_lock(self.path.parent / ".ingest.lock", what=what, shared=not exclusive)  # in the folder
+
+    def write_turn(self) -> AbstractContextManager[None]:
+        return hold_lock(self.path.parent / ".write.lock", what="", wait=True)
 
     def in_list(self, values: Sequence[Any]) -> tuple[str, Any]:
         return "IN (SELECT value FROM json_each(?))", json.dumps(list(values))
@@ -219,6 +223,13 @@ class SQLiteDatabase(CatalogDatabase):
                 self.execute(f"INSERT INTO {index}({index}) VALUES ('rebuild')")
             self.execute("DROP TABLE temp.renumber_articles")
             self.execute("DROP TABLE temp.renumber_passages")
+
+    def check_indexes(self) -> None:
+        for index in ("passages_fts", "headlines_fts"):
+            try:
+                self.execute(f"INSERT INTO {index}({index}) VALUES ('integrity-check')")
+            except sqlite3.DatabaseError as error:
+                raise StoreError(f"The keyword index {index} disagrees with its rows: {error}") from error
 
     # Keyword and headline search (FTS5)
 

@@ -6,7 +6,9 @@ behind, and `recover()` removes whatever those articles left, so the next run wr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,13 +28,47 @@ FOCUS_MIN_PASSAGES = 3  # an article's focus is measured from this many passages
 class Writes(Vectors, Catalog):
     """Storing, replacing and removing articles, and what ingest records beside them."""
 
+    _turn_lock: threading.RLock  # the app's threads take turns within the process
+    _turns: int
+    _writes_seen: str | None  # the count of writes at the end of this writer's last turn
+    others_wrote: bool
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Wait for this writer's turn to write and hold it for the duration (again inside is a no-op):
+        every journalled write takes it, so what the journal holds when a turn begins was left by a
+        writer that died. `others_wrote` says whether another writer wrote since this one's last turn."""
+        with self._turn_lock:
+            if self._turns:
+                self._turns += 1
+                try:
+                    yield
+                finally:
+                    self._turns -= 1
+                return
+            with self.database.write_turn():
+                self._turns = 1
+                try:
+                    self.others_wrote = self._writes_seen != self._writes_counted()
+                    yield
+                finally:
+                    self._turns = 0
+                    self._writes_seen = self._writes_counted()
+
+    def _writes_counted(self) -> str | None:
+        """The count of journalled writes the store has taken, by every writer."""
+        found = self._row("SELECT value FROM meta WHERE key = 'writes'")
+        return found[0] if found else None
+
     def recover(self) -> list[str]:
-        """Remove what an interrupted run left of the articles it was writing; return their ids."""
-        rows = self._rows("SELECT article_id, periods FROM pending")
-        if rows:
-            self.remove(
-                [row[0] for row in rows], periods=[p for row in rows for p in json.loads(row[1] or "[]")]
-            )
+        """Remove what an interrupted run left of the articles it was writing; return their ids. Taken in
+        a turn, so no live writer's articles are among them."""
+        with self.turn():
+            rows = self._rows("SELECT article_id, periods FROM pending")
+            if rows:
+                self.remove(
+                    [row[0] for row in rows], periods=[p for row in rows for p in json.loads(row[1] or "[]")]
+                )
         return [row[0] for row in rows]
 
     def write(
@@ -42,58 +78,48 @@ class Writes(Vectors, Catalog):
         `run` (its start, ISO 8601) the ingest run they belong to, recorded with them."""
         if not writes:
             return
-        ids = [w.article.article_id for w in writes]
-        stored = self._stored_periods(ids)
-        period = {w.article.article_id: period_of(_published_ts(w.article)) for w in writes}
-        self._mark_pending({i: {period[i], *stored.get(i, ())} for i in ids})
-        grouped: dict[str, tuple[list[str], list[Any], list[dict[str, Any]]]] = {}
-        for item in writes:
-            chunk_ids, vectors, metadatas = grouped.setdefault(period[item.article.article_id], ([], [], []))
-            for chunk, vector in zip(item.chunks, item.vectors, strict=True):
-                chunk_ids.append(chunk.chunk_id)
-                vectors.append(vector)
-                metadatas.append(chunk_metadata(item.article, chunk))
-        for into, (chunk_ids, vectors, metadatas) in grouped.items():
-            self._upsert(into, chunk_ids, vectors, metadatas)
-        counts = {w.article.article_id: len(w.chunks) for w in writes}
-        for article_id, periods in stored.items():
-            # A version of another month leaves its collection; a shorter one must not leave its tail.
-            self._delete_where(periods - {period[article_id]}, {"article_id": article_id})
-            tail = {"$and": [{"article_id": article_id}, {"chunk_index": {"$gte": counts[article_id]}}]}
-            self._delete_where({period[article_id]}, tail)
-        changed = set(replacing) & counts.keys()
-        with self._transaction():
+        with self.turn():
+            ids = [w.article.article_id for w in writes]
+            stored = self._stored_periods(ids)
+            period = {w.article.article_id: period_of(_published_ts(w.article)) for w in writes}
+            self._mark_pending({i: {period[i], *stored.get(i, ())} for i in ids})
+            grouped: dict[str, tuple[list[str], list[Any], list[dict[str, Any]]]] = {}
             for item in writes:
-                self._delete_rows(item.article.article_id)
-                self._insert_article(
-                    item.article,
-                    len(item.chunks),
-                    duplicate_of=None,
-                    focus=article_focus(item.vectors),
-                    story=item.story,
+                chunk_ids, vectors, metadatas = grouped.setdefault(
+                    period[item.article.article_id], ([], [], [])
                 )
-                first = self._next_rowid("passages", _published_ts(item.article))
-                self._executemany(
-                    'INSERT INTO passages (rowid, chunk_id, article_id, chunk_index, start, "end", title, '
-                    "text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            first + n,
-                            c.chunk_id,
-                            c.article_id,
-                            c.index,
-                            c.start,
-                            c.end,
-                            item.article.title,
-                            c.text,
-                        )
-                        for n, c in enumerate(item.chunks)
-                    ],
+                for chunk, vector in zip(item.chunks, item.vectors, strict=True):
+                    chunk_ids.append(chunk.chunk_id)
+                    vectors.append(vector)
+                    metadatas.append(chunk_metadata(item.article, chunk))
+            for into, (chunk_ids, vectors, metadatas) in grouped.items():
+                self._upsert(into, chunk_ids, vectors, metadatas)
+            counts = {w.article.article_id: len(w.chunks) for w in writes}
+            for article_id, periods in stored.items():
+                # A version of another month leaves its collection; a shorter one must not leave its tail.
+                self._delete_where(periods - {period[article_id]}, {"article_id": article_id})
+                tail = {"$and": [{"article_id": article_id}, {"chunk_index": {"$gte": counts[article_id]}}]}
+                self._delete_where({period[article_id]}, tail)
+            changed = set(replacing) & counts.keys()
+            with self._transaction():
+                for item in writes:
+                    self._delete_rows(item.article.article_id)
+                    self._insert_article(
+                        item.article,
+                        len(item.chunks),
+                        duplicate_of=None,
+                        focus=article_focus(item.vectors),
+                        story=item.story,
+                    )
+                    self._insert_passages(item)
+                if run:
+                    self._count_run(run, new=len(writes) - len(changed), changed=len(changed))
+                self._execute(
+                    "INSERT INTO meta VALUES ('writes', '1') ON CONFLICT (key) DO UPDATE "
+                    "SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
                 )
-            if run:
-                self._count_run(run, new=len(writes) - len(changed), changed=len(changed))
-            self._executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
-        self.split_full(self._shelves(set(period.values())))
+                self._executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
+            self.split_full(self._shelves(set(period.values())))
 
     def record_duplicates(
         self,
@@ -107,32 +133,36 @@ class Writes(Vectors, Catalog):
         stories = stories or {}
         if not duplicates:
             return
-        ids = [article.article_id for article, _ in duplicates]
-        stored = self._stored_periods(ids)
-        self._mark_pending(stored)
-        self._delete_vectors(ids, stored)
-        with self._transaction():
-            for article, original in duplicates:
-                self._delete_rows(article.article_id)
-                self._insert_article(article, 0, duplicate_of=original, story=stories.get(article.article_id))
-            if run:
-                self._count_run(run, new=0, changed=0)
-            self._executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
+        with self.turn():
+            ids = [article.article_id for article, _ in duplicates]
+            stored = self._stored_periods(ids)
+            self._mark_pending(stored)
+            self._delete_vectors(ids, stored)
+            with self._transaction():
+                for article, original in duplicates:
+                    self._delete_rows(article.article_id)
+                    self._insert_article(
+                        article, 0, duplicate_of=original, story=stories.get(article.article_id)
+                    )
+                if run:
+                    self._count_run(run, new=0, changed=0)
+                self._executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in ids])
 
     def remove(self, article_ids: Sequence[str], *, periods: Iterable[str] = ()) -> None:
         """Remove articles: their vectors (in the periods the catalog gives them, and `periods`), keyword
         rows and catalog rows."""
         if not article_ids:
             return
-        stored = self._stored_periods(article_ids)
-        extra = set(periods)
-        where = {i: stored.get(i, set()) | extra for i in article_ids}
-        self._mark_pending(where)
-        self._delete_vectors(article_ids, where)
-        with self._transaction():
-            for article_id in article_ids:
-                self._delete_rows(article_id)
-            self._executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in article_ids])
+        with self.turn():
+            stored = self._stored_periods(article_ids)
+            extra = set(periods)
+            where = {i: stored.get(i, set()) | extra for i in article_ids}
+            self._mark_pending(where)
+            self._delete_vectors(article_ids, where)
+            with self._transaction():
+                for article_id in article_ids:
+                    self._delete_rows(article_id)
+                self._executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in article_ids])
 
     def set_stories(self, links: dict[str, StoryLink]) -> None:
         """Record the stories of articles already stored."""
@@ -211,6 +241,19 @@ class Writes(Vectors, Catalog):
                 "ON CONFLICT (article_id) DO UPDATE SET periods = excluded.periods",
                 [(i, json.dumps(sorted(p | marked.get(i, set())))) for i, p in periods.items()],
             )
+
+    def _insert_passages(self, item: ArticleWrite) -> None:
+        """Insert an article's passages, numbered in its publish day's rows."""
+        first = self._next_rowid("passages", _published_ts(item.article))
+        title = item.article.title
+        self._executemany(
+            'INSERT INTO passages (rowid, chunk_id, article_id, chunk_index, start, "end", title, text) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (first + n, c.chunk_id, c.article_id, c.index, c.start, c.end, title, c.text)
+                for n, c in enumerate(item.chunks)
+            ],
+        )
 
     def _next_rowid(self, table: str, published_ts: float | None) -> int:
         """The first free row id of the publish day of `published_ts` in `table` (ordered by publish day)."""
