@@ -16,7 +16,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from ingest.pipeline import Summary, ingest_sources
 from ingest.sources import SourceSet, SourcesFileError, read_sources_file
-from ingest.web import is_web_url
+from ingest.web import FetchState, is_web_url
 from rag.config import Settings, load_settings
 from rag.documents import UNKNOWN_DATE, headline_label, outlet_label
 from rag.embeddings import embedding_model_for
@@ -71,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")
     parser.add_argument("--list", action="store_true", help="list the stored articles instead of ingesting")
+    parser.add_argument(
+        "--copy-catalog-to",
+        metavar="URL",
+        help="copy the store's catalog into an empty PostgreSQL database (postgresql://...) instead of "
+        "ingesting; its vectors stay where they are",
+    )
     return parser.parse_args(argv)
 
 
@@ -104,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_settings()
     if args.list:
         return list_articles(config)
+    if args.copy_catalog_to:
+        return copy_catalog_to(config, args.copy_catalog_to)
     try:
         sources = choose_sources(args, config)
         if args.follow:
@@ -183,6 +191,31 @@ def follow(sources: SourceSet, config: Settings, *, every: float) -> int:
 
 def _log(message: str) -> None:
     print(f"{datetime.now():%Y-%m-%d %H:%M:%S} {message}", flush=True)
+
+
+def copy_catalog_to(config: Settings, url: str) -> int:
+    """Copy the store's catalog into an empty PostgreSQL database, holding the store alone meanwhile."""
+    from rag.store.copy import copy_catalog
+    from rag.store.postgres import PostgresDatabase
+
+    where = url.split("@")[-1]  # never the password
+    try:
+        with open_store(config) as store, store.writing(exclusive=True):
+            target = PostgresDatabase(url)
+            try:
+                FetchState(target)  # its table, so what the source remembers of web servers comes along
+                copied = copy_catalog(store.database, target)
+            finally:
+                target.close()
+    except StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"Copied {copied.get('articles', 0)} articles and {copied.get('passages', 0)} passages to PostgreSQL "
+        f"at {where}. Set NEWSDESK_DATABASE_URL to it to use it; the vectors stay in "
+        f"{'the Chroma server' if config.uses_chroma_server else config.data_dir / 'chroma'}."
+    )
+    return 0
 
 
 def list_articles(config: Settings) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli, write_articles
 from ingest.web import FetchState
 from rag.config import Settings
 from rag.retrieve import Query, retrieve
@@ -215,3 +216,39 @@ def test_a_write_killed_half_way_is_undone_in_postgres(ingest, database_url: str
         ids = store.database.rows("SELECT chunk_id FROM passages")
         assert sorted(store.vector_ids()) == sorted(row[0] for row in ids)
         assert store.database.rows("SELECT article_id FROM pending") == []
+
+
+def test_a_store_moves_its_catalog_to_postgres_and_answers_the_same(
+    ingest, embedder, database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "news"
+    write_reports(folder)
+    single = Settings(data_dir=tmp_path / "data")
+    ingest(folder, settings=single)
+    env = {"NEWSDESK_DATA_DIR": str(single.data_dir)}
+    copied = run_cli("--copy-catalog-to", database_url, env=env)
+    assert copied.returncode == 0, copied.stderr
+    assert f"Copied {len(REPORTS)} articles" in copied.stdout and "NEWSDESK_DATABASE_URL" in copied.stdout
+    shared = Settings(data_dir=single.data_dir, database_url=database_url)  # the same vectors
+
+    def answers(settings: Settings) -> tuple[object, ...]:
+        with open_store(settings) as store:
+            store.database.check_indexes()
+            found = [
+                [p.chunk_id for p in retrieve(Query(question, as_of=date(2024, 3, 31)), store=store,
+                                              embedder=embedder, config=settings.retrieval).passages]
+                for question, _ in QUESTIONS
+            ]  # fmt: skip
+            return (
+                found,
+                store.articles(),
+                store.overview(),
+                store.periods(),
+                [p.chunk_id for p in store.keyword_search(["library", "rooftop"], k=3)],
+            )
+
+    assert answers(shared) == answers(single)
+    write_articles(folder / "more", 2)  # the copy goes on as a store of its own
+    assert ingest(folder, settings=shared).new == 2
+    again = run_cli("--copy-catalog-to", database_url, env=env)
+    assert again.returncode == 2 and f"already holds {len(REPORTS) + 2} articles" in again.stderr

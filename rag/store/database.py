@@ -58,6 +58,10 @@ class Database(ABC):
             self._commit()
 
     @abstractmethod
+    def columns(self, table: str) -> list[str]:
+        """The columns of a table, in order (none when there is no such table)."""
+
+    @abstractmethod
     def in_list(self, values: Sequence[Any]) -> tuple[str, Any]:
         """The SQL that follows a column to test it against these values, and its one parameter."""
 

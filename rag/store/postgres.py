@@ -68,6 +68,14 @@ class PostgresDatabase(CatalogDatabase):
         if self._lock_connection is not None and not self._lock_connection.closed:
             self._lock_connection.execute(f"SELECT {function}(%s)", (key,))
 
+    def columns(self, table: str) -> list[str]:
+        rows = self.rows(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = ? ORDER BY ordinal_position",
+            (table,),
+        )
+        return [row[0] for row in rows]
+
     def in_list(self, values: Sequence[Any]) -> tuple[str, Any]:
         return "= ANY(?)", list(values)
 

@@ -127,6 +127,9 @@ class SQLiteDatabase(CatalogDatabase):
     def write_turn(self) -> AbstractContextManager[None]:
         return hold_lock(self.path.parent / ".write.lock", what="", wait=True)
 
+    def columns(self, table: str) -> list[str]:
+        return [row[1] for row in self.rows(f"PRAGMA table_info({table})")]
+
     def in_list(self, values: Sequence[Any]) -> tuple[str, Any]:
         return "IN (SELECT value FROM json_each(?))", json.dumps(list(values))
 
