@@ -8,6 +8,7 @@ in its own process (so peak RSS is its own):
   length (the limit);
 - newsdesk: `python -m ingest`'s pipeline (read, split, embed, write Chroma + keyword index + catalog);
 - rerun: the same ingest again with nothing changed;
+- postgres, postgres rerun (with --database-url): newsdesk and its rerun with the catalog in PostgreSQL;
 - story grouping: the part of newsdesk's time spent grouping articles into stories (MinHash, lead vectors);
 - tutorial: `VectorStoreIndex.from_documents` into Chroma with the same model and llama-index's
   SentenceSplitter at the same size (in the model's tokens) and its defaults otherwise, each Document carrying
@@ -44,13 +45,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def phase_newsdesk(sample: Path, data_dir: Path) -> dict[str, float]:
+def phase_newsdesk(sample: Path, data_dir: Path, database_url: str | None = None) -> dict[str, float]:
     from ingest.pipeline import ingest_paths
     from rag.config import Settings
     from rag.embeddings import embedding_model_for
     from rag.store import open_store
 
-    config = Settings(data_dir=data_dir)
+    config = Settings(data_dir=data_dir, database_url=database_url)
     started = time.perf_counter()
     with open_store(config) as store:
         summary = ingest_paths(
@@ -139,10 +140,21 @@ def phase_tutorial(sample: Path, data_dir: Path) -> dict[str, float]:
     }
 
 
-def run_phase(name: str, sample: Path, workdir: Path) -> dict[str, float]:
+def run_phase(name: str, sample: Path, workdir: Path, database_url: str | None) -> dict[str, float]:
     """Run one phase in a child process and return its figures."""
+    catalog = ["--database-url", database_url] if database_url else []
     result = subprocess.run(
-        [sys.executable, __file__, "--phase", name, "--sample", str(sample), "--workdir", str(workdir)],
+        [
+            sys.executable,
+            __file__,
+            "--phase",
+            name,
+            "--sample",
+            str(sample),
+            "--workdir",
+            str(workdir),
+            *catalog,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -176,6 +188,13 @@ def report(figures: dict[str, dict[str, float]]) -> str:
         rows.append(
             f"rerun / first run time: {figures['rerun']['seconds'] / ours['seconds']:.2%} (target < 5%)"
         )
+    if "postgres" in figures:
+        other = figures["postgres"]
+        line = f"PostgreSQL catalog / SQLite catalog time: {other['seconds'] / ours['seconds']:.3f}"
+        if "model" in figures:
+            model = figures["model"]["seconds"]
+            line += f"; beyond the model: {(other['seconds'] - model) / (ours['seconds'] - model):.3f}"
+        rows.append(line)
     rows.append(
         f"story grouping / newsdesk time: {ours['story_seconds'] / ours['seconds']:.2%} "
         f"({ours['story_seconds']:.1f} s; target < 5%)"
@@ -194,6 +213,11 @@ def main() -> None:
         default="model,newsdesk,rerun,tutorial",
         help="comma-separated phases to run (newsdesk always runs; default: all)",
     )
+    parser.add_argument(
+        "--database-url",
+        help="an empty PostgreSQL database: also run newsdesk and its rerun with the catalog there "
+        "(phases postgres, postgres rerun)",
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--sample", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -205,6 +229,10 @@ def main() -> None:
             "newsdesk": lambda: phase_newsdesk(args.sample, args.workdir / "newsdesk"),
             "rerun": lambda: phase_newsdesk(args.sample, args.workdir / "newsdesk"),
             "tutorial": lambda: phase_tutorial(args.sample, args.workdir / "tutorial"),
+            "postgres": lambda: phase_newsdesk(args.sample, args.workdir / "postgres", args.database_url),
+            "postgres rerun": lambda: phase_newsdesk(
+                args.sample, args.workdir / "postgres", args.database_url
+            ),
         }[args.phase]()
         print(json.dumps({**figures, "rss_mb": peak_rss_mb()}))
         return
@@ -217,8 +245,11 @@ def main() -> None:
         write_sample(args.corpus, args.articles, sample)
         figures = {}
         wanted = set(args.phases.split(",")) | {"newsdesk"}
-        for name in [p for p in ("model", "newsdesk", "rerun", "tutorial") if p in wanted]:
-            figures[name] = run_phase(name, sample, workdir)
+        if args.database_url:
+            wanted |= {"postgres", "postgres rerun"}
+        phases = ("model", "newsdesk", "rerun", "postgres", "postgres rerun", "tutorial")
+        for name in [p for p in phases if p in wanted]:
+            figures[name] = run_phase(name, sample, workdir, args.database_url)
             print(f"{name}: {figures[name]}", file=sys.stderr, flush=True)
         print(f"{args.articles} articles from {args.corpus.name}\n")
         print(report(figures))

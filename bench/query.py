@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/query.py [--sizes 1000 5000] [--questions 100] [--stores data/bench]
     .venv/bin/python bench/query.py --store data/eval/rtqa2022_retrieval_corpus [--set NAME=VALUE ...]
+        [--postgres-store DIR --database-url postgresql://...]
 
 Stores are built from ../shared/eval/realtimeqa/rtqa2022_retrieval_corpus.jsonl.gz (the articles that answer
 the questions first, then the rest in corpus order; that corpus holds 4,968 articles, so "5000" is all of it)
@@ -10,6 +11,8 @@ Questions come from dev_questions.jsonl, each asked with its question_date as th
 in the same run is Chroma's vector search alone (the query embedding included), the search a plain Chroma +
 llama-index setup does. `--store` measures a store built already (the evaluation's store of the whole
 2022 corpus is the 5,000 store), and `--set` changes retrieval settings as `bench/evaluate.py --set` does.
+`--postgres-store DIR --database-url URL` measures, in the same run and question by question in turn, the
+same store with its catalog in PostgreSQL (copied there by `python -m ingest --copy-catalog-to URL`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import statistics
 import sys
 import time
-from functools import partial
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,37 +77,46 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def measure(config: Settings, questions: list[dict[str, object]], model: MiniLMEmbedding) -> dict[str, float]:
-    """Time retrieval, the extractive answer and the vector-only baseline for every question."""
-    answerer = ExtractiveAnswerer(config.answer)
-    times: dict[str, list[float]] = {"retrieval": [], "answer": [], "vector only": []}
-    hits = {"hybrid": 0, "vector only": 0}
-    with open_store(config) as store:
-        search = partial(retrieve, store=store, embedder=model, config=config.retrieval)
-        search(Query("warm up", as_of=_as_of(questions[0])))
+def measure(
+    configs: dict[str, Settings], questions: list[dict[str, object]], model: MiniLMEmbedding
+) -> dict[str, dict[str, float]]:
+    """Time retrieval, the extractive answer and the vector-only baseline for every question, in every store
+    (each question asked of one store after the other, so the stores share whatever else the machine does)."""
+    times = {name: {"retrieval": [], "answer": [], "vector only": []} for name in configs}  # type: ignore[var-annotated]
+    hits = {name: {"hybrid": 0, "vector only": 0} for name in configs}
+    with ExitStack() as opened:
+        stores = {name: opened.enter_context(open_store(config)) for name, config in configs.items()}
+        for name, store in stores.items():
+            retrieve(Query("warm up", as_of=_as_of(questions[0])), store=store, embedder=model,
+                     config=configs[name].retrieval)  # fmt: skip
         for question in questions:
             text, gold = str(question["question"]), set(question["gold_doc_ids"])  # type: ignore[call-overload]
-            started = time.perf_counter()
-            found = search(Query(text, as_of=_as_of(question)))
-            middle = time.perf_counter()
-            list(answerer.answer(text, found.passages, as_of=_as_of(question)))
-            times["retrieval"].append(middle - started)
-            times["answer"].append(time.perf_counter() - middle)
+            for name, store in stores.items():
+                config = configs[name]
+                started = time.perf_counter()
+                found = retrieve(Query(text, as_of=_as_of(question)), store=store, embedder=model,
+                                 config=config.retrieval)  # fmt: skip
+                middle = time.perf_counter()
+                list(ExtractiveAnswerer(config.answer).answer(text, found.passages, as_of=_as_of(question)))
+                times[name]["retrieval"].append(middle - started)
+                times[name]["answer"].append(time.perf_counter() - middle)
 
-            started = time.perf_counter()
-            vector = store.vector_search(model.get_query_embedding(text), k=6)
-            times["vector only"].append(time.perf_counter() - started)
-            hits["hybrid"] += bool(gold & {p.article_id for p in found.passages})
-            hits["vector only"] += bool(gold & {h.article_id for h in vector})
-    with open_store(config) as store:
-        stored = len(store.articles())
-    figures = {"articles": float(stored)}
-    for name, values in times.items():
-        figures[f"{name} p50 ms"] = 1000 * statistics.median(values)
-        figures[f"{name} p95 ms"] = 1000 * percentile(values, 0.95)
-    figures["hybrid recall@6"] = hits["hybrid"] / len(questions)
-    figures["vector-only recall@6"] = hits["vector only"] / len(questions)
-    return figures
+                started = time.perf_counter()
+                vector = store.vector_search(model.get_query_embedding(text), k=6)
+                times[name]["vector only"].append(time.perf_counter() - started)
+                hits[name]["hybrid"] += bool(gold & {p.article_id for p in found.passages})
+                hits[name]["vector only"] += bool(gold & {h.article_id for h in vector})
+        stored = {name: len(store.articles()) for name, store in stores.items()}
+    results = {}
+    for name in configs:
+        figures = {"articles": float(stored[name])}
+        for part, values in times[name].items():
+            figures[f"{part} p50 ms"] = 1000 * statistics.median(values)
+            figures[f"{part} p95 ms"] = 1000 * percentile(values, 0.95)
+        figures["hybrid recall@6"] = hits[name]["hybrid"] / len(questions)
+        figures["vector-only recall@6"] = hits[name]["vector only"] / len(questions)
+        results[name] = figures
+    return results
 
 
 def _as_of(question: dict[str, object]):  # type: ignore[no-untyped-def]
@@ -122,6 +134,13 @@ def main() -> None:
     parser.add_argument("--stores", type=Path, default=ROOT / "data" / "bench")
     parser.add_argument("--build-only", action="store_true", help="build the stores and stop")
     parser.add_argument("--store", type=Path, help="measure this store, built already, instead")
+    parser.add_argument(
+        "--postgres-store",
+        type=Path,
+        metavar="DIR",
+        help="also measure this store, its catalog in PostgreSQL (--database-url), in the same run",
+    )
+    parser.add_argument("--database-url", help="the PostgreSQL catalog of --postgres-store")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
     if not EVAL.exists():
@@ -129,21 +148,27 @@ def main() -> None:
 
     questions = load_questions(args.questions)
     model = MiniLMEmbedding()
+    configs: dict[str, Settings] = {}
     if args.store:
-        configs = {0: Settings(data_dir=args.store)}
+        configs["SQLite"] = Settings(data_dir=args.store)
     else:
-        configs = {size: build_store(size, questions, args.stores, model) for size in args.sizes}
-    configs = {size: with_overrides(config, args.assignments) for size, config in configs.items()}
+        configs = {f"{size}": build_store(size, questions, args.stores, model) for size in args.sizes}
+    if args.postgres_store:
+        if not args.database_url:
+            raise SystemExit("--postgres-store needs --database-url (its catalog)")
+        configs["PostgreSQL"] = Settings(data_dir=args.postgres_store, database_url=args.database_url)
+    configs = {name: with_overrides(config, args.assignments) for name, config in configs.items()}
     if args.build_only:
         return
-    results = {size: measure(config, questions, model) for size, config in configs.items()}
+    results = measure(configs, questions, model)
     names = [name for name in next(iter(results.values())) if name != "articles"]
     print(f"{len(questions)} questions from dev_questions.jsonl; times per question, 2 cores\n")
     print("| store | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
-    for figures in results.values():
+    for label, figures in results.items():
         cells = [f"{figures[n]:.2f}" if "recall" in n else f"{figures[n]:.1f}" for n in names]
-        print(f"| {int(figures['articles']):,} articles | " + " | ".join(cells) + " |")
+        catalog = f", {label} catalog" if label in ("SQLite", "PostgreSQL") else ""
+        print(f"| {int(figures['articles']):,} articles{catalog} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -115,8 +116,19 @@ def finished(process: subprocess.Popen[str]) -> str:
     return out
 
 
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    """The processes a test starts, killed at its end if still running: a failed test leaves none behind."""
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def test_two_ingest_workers_and_four_askers_share_one_store(
-    database_url: str, chroma_server: dict[str, str], tmp_path: Path
+    database_url: str, chroma_server: dict[str, str], tmp_path: Path, started: list[subprocess.Popen[str]]
 ) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NEWSDESK_DATABASE_URL": database_url, **chroma_server}
     wire = json.dumps({
@@ -146,11 +158,13 @@ def test_two_ingest_workers_and_four_askers_share_one_store(
         )
         for n in range(4)
     ]
+    started += askers
     # The askers start on an empty store: the catalog and collections are made by the first to open it.
     for asker in askers:
         assert asker.stdout is not None and asker.stdout.readline().strip() == "ready", asker.communicate()
 
     workers = [ingest(tmp_path / name, env, tmp_path / f"worker-{name}") for name in first]
+    started += workers
     for worker in workers:
         finished(worker)
     check_store(database_url, env, tmp_path, expected=[i for ids in first.values() for i in ids])
@@ -159,8 +173,10 @@ def test_two_ingest_workers_and_four_askers_share_one_store(
     second = {"west": write_set(tmp_path / "west", 12, 8, shared=wire)}
     second["east"] = write_set(tmp_path / "east", 20, 4, shared=wire)
     going = ingest(tmp_path / "west", env, tmp_path / "worker-west", group=1)
+    started.append(going)
     assert wait_for(database_url, "SELECT 1 FROM articles WHERE article_id LIKE 'west/%'", going)
     killed = ingest(tmp_path / "east", env, tmp_path / "worker-east", group=2)
+    started.append(killed)
     assert wait_for(database_url, "SELECT 1 FROM pending WHERE article_id LIKE 'east/%'", killed), (
         "the worker ended before it was caught in the middle of a write"
     )
