@@ -34,10 +34,9 @@ def copy_catalog(
             if not columns or not held_by_source:
                 continue  # a table the source never made (feed state, before any feed was read)
             listed = ", ".join(f'"{column}"' for column in columns)
-            insert = f"INSERT INTO {table} ({listed}) VALUES ({', '.join('?' for _ in columns)})"
             copied[table] = 0
             for rows in _batches(source, table, listed):
-                target.executemany(insert, rows)
+                target.insert_rows(table, columns, rows)
                 copied[table] += len(rows)
                 if progress:
                     progress(table, copied[table])

@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+MAX_PARAMETERS = 30000  # of one statement: SQLite allows 32,766, PostgreSQL 65,535
+
 
 class Database(ABC):
     """A connection to the catalog's database, used by one thread at a time."""
@@ -43,6 +45,17 @@ class Database(ABC):
         if params:
             with self.lock:
                 self._executemany(sql, params)
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows in as few statements as the parameters allow: what a table's triggers count is
+        counted once a statement."""
+        listed = ", ".join(f'"{column}"' for column in columns)
+        one = "(" + ", ".join("?" for _ in columns) + ")"
+        step = max(1, MAX_PARAMETERS // max(1, len(columns)))
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step]
+            values = ", ".join(one for _ in part)
+            self.execute(f"INSERT INTO {table} ({listed}) VALUES {values}", [v for row in part for v in row])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -332,62 +332,65 @@ SCHEMA = (
         NEW.title_length := (SELECT coalesce(sum(cardinality(positions)), 0) FROM unnest(NEW.title_terms));
         RETURN NEW;
     END $$""",
-    """CREATE OR REPLACE FUNCTION newsdesk_count_terms() RETURNS trigger LANGUAGE plpgsql AS $$
+    # The counts change once a statement, from the rows it wrote (its transition table, "changed"): a row
+    # updated once per passage would pile up versions of the commonest words' rows within a transaction.
+    """CREATE OR REPLACE FUNCTION newsdesk_count_passages() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
-        which TEXT := TG_ARGV[0];
-        delta INTEGER := CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END;
-        held TSVECTOR;
-        size INTEGER;
+        sign INTEGER := CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END;
     BEGIN
-        IF which = 'passage' THEN
-            IF TG_OP = 'INSERT' THEN held := NEW.terms; size := NEW.length;
-            ELSE held := OLD.terms; size := OLD.length; END IF;
-            INSERT INTO passage_terms SELECT lexeme, delta FROM unnest(held)
-                ON CONFLICT (lexeme) DO UPDATE SET rows = passage_terms.rows + delta;
-        ELSE
-            IF TG_OP = 'INSERT' THEN held := NEW.title_terms; size := NEW.title_length;
-            ELSE held := OLD.title_terms; size := OLD.title_length; END IF;
-            INSERT INTO headline_terms SELECT lexeme, delta FROM unnest(held)
-                ON CONFLICT (lexeme) DO UPDATE SET rows = headline_terms.rows + delta;
-        END IF;
-        INSERT INTO bm25_totals AS t VALUES (which, delta, delta * size)
-            ON CONFLICT (index_name) DO UPDATE SET rows = t.rows + delta, tokens = t.tokens + delta * size;
+        INSERT INTO passage_terms
+            SELECT t.lexeme, sign * count(*) FROM changed, unnest(changed.terms) AS t GROUP BY t.lexeme
+            ON CONFLICT (lexeme) DO UPDATE SET rows = passage_terms.rows + excluded.rows;
+        INSERT INTO bm25_totals AS b
+            SELECT 'passage', sign * count(*), sign * coalesce(sum(length), 0) FROM changed
+            ON CONFLICT (index_name) DO UPDATE
+            SET rows = b.rows + excluded.rows, tokens = b.tokens + excluded.tokens;
         RETURN NULL;
     END $$""",
     f"""CREATE OR REPLACE FUNCTION newsdesk_count_articles() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        sign INTEGER := CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END;
     BEGIN
-        IF TG_OP = 'INSERT' THEN
-            INSERT INTO periods VALUES ({_PERIOD.format(row="NEW")}, 1, NEW.chunk_count)
-                ON CONFLICT (period) DO UPDATE
-                SET articles = periods.articles + 1, passages = periods.passages + excluded.passages;
-            IF NEW.outlet IS NOT NULL THEN
-                INSERT INTO outlets VALUES (NEW.outlet, 1)
-                    ON CONFLICT (outlet) DO UPDATE SET articles = outlets.articles + 1;
-            END IF;
-        ELSE
-            UPDATE periods SET articles = articles - 1, passages = passages - OLD.chunk_count
-                WHERE period = {_PERIOD.format(row="OLD")};
-            IF OLD.outlet IS NOT NULL THEN
-                UPDATE outlets SET articles = articles - 1 WHERE outlet = OLD.outlet;
-            END IF;
-        END IF;
+        INSERT INTO headline_terms
+            SELECT t.lexeme, sign * count(*) FROM changed, unnest(changed.title_terms) AS t GROUP BY t.lexeme
+            ON CONFLICT (lexeme) DO UPDATE SET rows = headline_terms.rows + excluded.rows;
+        INSERT INTO bm25_totals AS b
+            SELECT 'headline', sign * count(*), sign * coalesce(sum(title_length), 0) FROM changed
+            ON CONFLICT (index_name) DO UPDATE
+            SET rows = b.rows + excluded.rows, tokens = b.tokens + excluded.tokens;
+        INSERT INTO periods
+            SELECT {_PERIOD.format(row="changed")} AS period, sign * count(*), sign * sum(chunk_count)
+            FROM changed GROUP BY 1
+            ON CONFLICT (period) DO UPDATE
+            SET articles = periods.articles + excluded.articles,
+                passages = periods.passages + excluded.passages;
+        INSERT INTO outlets
+            SELECT outlet, sign * count(*) FROM changed WHERE outlet IS NOT NULL GROUP BY outlet
+            ON CONFLICT (outlet) DO UPDATE SET articles = outlets.articles + excluded.articles;
         RETURN NULL;
     END $$""",
     "DROP TRIGGER IF EXISTS passages_terms ON passages",
     "CREATE TRIGGER passages_terms BEFORE INSERT ON passages FOR EACH ROW "
     "EXECUTE FUNCTION newsdesk_passage_terms()",
-    "DROP TRIGGER IF EXISTS passages_count ON passages",
-    "CREATE TRIGGER passages_count AFTER INSERT OR DELETE ON passages FOR EACH ROW "
-    "EXECUTE FUNCTION newsdesk_count_terms('passage')",
     "DROP TRIGGER IF EXISTS articles_terms ON articles",
     "CREATE TRIGGER articles_terms BEFORE INSERT ON articles FOR EACH ROW "
     "EXECUTE FUNCTION newsdesk_headline_terms()",
+    # Made by earlier versions, a row at a time
+    "DROP TRIGGER IF EXISTS passages_count ON passages",
     "DROP TRIGGER IF EXISTS articles_count ON articles",
-    "CREATE TRIGGER articles_count AFTER INSERT OR DELETE ON articles FOR EACH ROW "
-    "EXECUTE FUNCTION newsdesk_count_articles()",
     "DROP TRIGGER IF EXISTS articles_headline_count ON articles",
-    "CREATE TRIGGER articles_headline_count AFTER INSERT OR DELETE ON articles FOR EACH ROW "
-    "EXECUTE FUNCTION newsdesk_count_terms('headline')",
+    "DROP FUNCTION IF EXISTS newsdesk_count_terms()",
+    *(
+        statement
+        for table in ("passages", "articles")
+        for event in ("insert", "delete")
+        for statement in (
+            f"DROP TRIGGER IF EXISTS {table}_{event}_count ON {table}",
+            f"CREATE TRIGGER {table}_{event}_count AFTER {event.upper()} ON {table} "
+            f"REFERENCING {'NEW' if event == 'insert' else 'OLD'} TABLE AS changed FOR EACH STATEMENT "
+            f"EXECUTE FUNCTION newsdesk_count_{table}()",
+        )
+    ),
 )
 
 

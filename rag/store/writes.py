@@ -246,9 +246,9 @@ class Writes(Vectors, Catalog):
         """Insert an article's passages, numbered in its publish day's rows."""
         first = self._next_rowid("passages", _published_ts(item.article))
         title = item.article.title
-        self._executemany(
-            'INSERT INTO passages (rowid, chunk_id, article_id, chunk_index, start, "end", title, text) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        self.database.insert_rows(
+            "passages",
+            ("rowid", "chunk_id", "article_id", "chunk_index", "start", "end", "title", "text"),
             [
                 (first + n, c.chunk_id, c.article_id, c.index, c.start, c.end, title, c.text)
                 for n, c in enumerate(item.chunks)
