@@ -40,6 +40,7 @@ def copy_catalog(
                 copied[table] += len(rows)
                 if progress:
                     progress(table, copied[table])
+    target.settle()
     return copied
 
 

@@ -126,6 +126,9 @@ class CatalogDatabase(Database):
     def drop_tables(self) -> None:
         """Drop every table of the catalog (what ingest keeps beside it too)."""
 
+    def settle(self) -> None:
+        """Bring the database's own statistics and upkeep up to date after a bulk load."""
+
     @abstractmethod
     def check_indexes(self) -> None:
         """Raise StoreError if the keyword or headline index disagrees with the rows it indexes."""

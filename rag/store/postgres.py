@@ -32,7 +32,10 @@ class PostgresDatabase(CatalogDatabase):
         self._stems: dict[str, list[str]] = {}
         self._lock_connection: psycopg.Connection[Any] | None = None
         try:
-            self.connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            # Room to sort and group a question's postings in memory (PostgreSQL's default is 4 MB)
+            self.connection = psycopg.connect(
+                url, autocommit=True, connect_timeout=10, options="-c work_mem=32MB"
+            )
         except psycopg.OperationalError as error:
             where = url.split("@")[-1]  # never the password
             raise StoreError(f"Could not connect to PostgreSQL at {where}: {error}".strip()) from error
@@ -132,6 +135,18 @@ class PostgresDatabase(CatalogDatabase):
             )
             if wrong or totals != (0, 0):
                 raise StoreError(f"The {index} keyword counts disagree with the rows: {wrong or totals}")
+        postings = self.row(
+            "SELECT (SELECT count(*) FROM passage_postings) "
+            "- (SELECT coalesce(sum(length(terms)), 0) FROM passages)"
+        )
+        if postings != (0,):
+            raise StoreError(f"The passages' postings disagree with their words by {postings}")
+
+    def settle(self) -> None:
+        """Vacuum and analyse the tables a bulk load filled: a search then reads the postings' index
+        alone, and the planner knows how many rows each table holds."""
+        for table in ("passage_postings", "passages", "articles", "passage_terms", "headline_terms"):
+            self.execute(f"VACUUM (ANALYZE) {table}")
 
     def drop_tables(self) -> None:
         with self.transaction():
@@ -152,7 +167,7 @@ class PostgresDatabase(CatalogDatabase):
                 self._stems.clear()
             found = self.rows(
                 "SELECT t.term, u.lexeme FROM unnest(?::text[]) AS t(term), "
-                "unnest(to_tsvector('english', t.term)) AS u",
+                "unnest(newsdesk_words(t.term)) AS u",
                 (missing,),
             )
             for term in missing:
@@ -162,9 +177,9 @@ class PostgresDatabase(CatalogDatabase):
 
     def count_matches(self, term: str, rows: tuple[int, int], limit: int) -> int:
         found = self.row(
-            "SELECT count(*) FROM (SELECT 1 FROM passages WHERE terms @@ to_tsquery('simple', ?) "
-            "AND rowid BETWEEN ? AND ? LIMIT ?) AS m",
-            (_query([term]), *rows, limit),
+            "SELECT count(*) FROM (SELECT 1 FROM passage_postings WHERE lexeme = ? AND rowid BETWEEN ? AND ? "
+            "LIMIT ?) AS m",
+            (term, *rows, limit),
         )
         return int(found[0]) if found else 0
 
@@ -209,17 +224,23 @@ class PostgresDatabase(CatalogDatabase):
     ) -> tuple[str, list[Any]]:
         """A WITH clause naming `ranked` (rowid, score): the `limit` rows of a range of an index ("passage"
         or "headline") that best match any of the terms by BM25, best first; and its parameters (`weights`:
-        those the index's term frequency takes)."""
-        table, column, length, frequency = _INDEXES[index]
+        the passage index's title weight)."""
         idf, average = self._statistics(index, terms)
+        params: list[Any]
+        if index == "passage":  # the postings of the terms: what FTS5 reads, not the rows' whole vectors
+            matched = """SELECT p.rowid, p.length, p.lexeme, p.in_title * ? + p.in_text AS tf
+                  FROM passage_postings p WHERE p.lexeme = ANY(?::text[]) AND p.rowid BETWEEN ? AND ?"""
+            params = [list(idf), list(idf.values()), *weights, list(terms), *rows, average, limit]
+        else:
+            matched = """SELECT t.rowid, t.title_length AS length, u.lexeme,
+                  cardinality(u.positions)::float8 AS tf FROM articles t, unnest(t.title_terms) AS u
+                  WHERE t.title_terms @@ to_tsquery('simple', ?) AND t.rowid BETWEEN ? AND ?
+                  AND u.lexeme = ANY(?::text[])"""
+            params = [list(idf), list(idf.values()), _query(terms), *rows, list(terms), average, limit]
         sql = f"""WITH q AS (SELECT unnest(?::text[]) AS lexeme, unnest(?::float8[]) AS idf),
-            m AS (SELECT t.rowid, t.{length} AS length, u.lexeme, {frequency} AS tf
-                  FROM {table} t, unnest(t.{column}) AS u
-                  WHERE t.{column} @@ to_tsquery('simple', ?) AND t.rowid BETWEEN ? AND ?
-                  AND u.lexeme = ANY(?::text[])),
+            m AS ({matched}),
             ranked AS (SELECT m.rowid, sum({_BM25}) AS score FROM m JOIN q USING (lexeme)
                        GROUP BY m.rowid ORDER BY score DESC LIMIT ?)"""
-        params = [list(idf), list(idf.values()), *weights, _query(terms), *rows, list(terms), average, limit]
         return sql, params
 
     def _statistics(self, index: str, terms: Sequence[str]) -> tuple[dict[str, float], float]:
@@ -238,13 +259,6 @@ class PostgresDatabase(CatalogDatabase):
 
 
 _STEM = re.compile(r"[\w.-]+")  # what a stem may hold to be quoted into a query as it is
-_INDEXES = {  # an index: its table, its tsvector column, its row length, a matched stem's term frequency
-    "passage": (
-        "passages", "terms", "length",
-        "(SELECT sum(CASE WHEN w = 'A' THEN ? ELSE 1.0 END) FROM unnest(u.weights) AS w)",  # title weighed
-    ),
-    "headline": ("articles", "title_terms", "title_length", "cardinality(u.positions)::float8"),
-}  # fmt: skip
 _BM25 = "q.idf * m.tf * 2.2 / (m.tf + 1.2 * (0.25 + 0.75 * m.length / ?))"  # k1 = 1.2, b = 0.75, as FTS5
 
 
@@ -258,7 +272,7 @@ WRITER_LOCK = 0x6E657774  # the advisory lock every writer holds, shared by inge
 WRITE_TURN = 0x6E657775  # the advisory lock of one journalled write
 TABLES = (
     "meta", "articles", "passages", "pending", "ingest_runs", "periods", "outlets", "vector_splits",
-    "passage_terms", "headline_terms", "bm25_totals",
+    "passage_terms", "passage_postings", "headline_terms", "bm25_totals",
 )  # fmt: skip
 _PERIOD = (
     "CASE WHEN {row}.published_ts IS NULL THEN 'undated' "
@@ -304,7 +318,7 @@ SCHEMA = (
         length INTEGER
     )""",
     "CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id)",
-    "CREATE INDEX IF NOT EXISTS passages_terms ON passages USING GIN (terms)",
+    "DROP INDEX IF EXISTS passages_terms",  # searches read the postings
     "CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY, periods TEXT)",
     """CREATE TABLE IF NOT EXISTS ingest_runs (
         started_at TEXT NOT NULL UNIQUE, finished_at TEXT NOT NULL, new INTEGER NOT NULL,
@@ -315,20 +329,41 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS vector_splits (shelf TEXT PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS outlets (outlet TEXT PRIMARY KEY, articles INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS passage_terms (lexeme TEXT PRIMARY KEY, rows BIGINT NOT NULL)",
+    # Each stem of each passage: how often in its headline and in its text, and the passage's length
+    """CREATE TABLE IF NOT EXISTS passage_postings (
+        lexeme TEXT COLLATE "C" NOT NULL, rowid BIGINT NOT NULL, in_title SMALLINT NOT NULL,
+        in_text SMALLINT NOT NULL, length INTEGER NOT NULL,
+        PRIMARY KEY (lexeme, rowid) INCLUDE (in_title, in_text, length)
+    )""",  # a search reads the index alone
+    # Words as FTS5's index has them (its unicode61 tokenizer, its Porter stemmer): split at punctuation,
+    # stop words kept, each stemmed by Porter's algorithm.
+    """DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_ts_dict WHERE dictname = 'newsdesk_porter') THEN
+            CREATE TEXT SEARCH DICTIONARY newsdesk_porter (TEMPLATE = snowball, Language = porter);
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = 'newsdesk') THEN
+            CREATE TEXT SEARCH CONFIGURATION newsdesk (COPY = english);
+            ALTER TEXT SEARCH CONFIGURATION newsdesk
+                ALTER MAPPING FOR asciiword, word, hword_part, hword_asciipart WITH newsdesk_porter;
+        END IF;
+    END $$""",
+    """CREATE OR REPLACE FUNCTION newsdesk_words(text TEXT) RETURNS tsvector LANGUAGE sql IMMUTABLE AS $$
+        SELECT to_tsvector('newsdesk',
+            regexp_replace(text, '[[:punct:]\\u2018-\\u201d\\u2013\\u2014\\u2026]+', ' ', 'g'))
+    $$""",
     "CREATE TABLE IF NOT EXISTS headline_terms (lexeme TEXT PRIMARY KEY, rows BIGINT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS bm25_totals (
         index_name TEXT PRIMARY KEY, rows BIGINT NOT NULL, tokens BIGINT NOT NULL
     )""",
     """CREATE OR REPLACE FUNCTION newsdesk_passage_terms() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        NEW.terms := setweight(to_tsvector('english', coalesce(NEW.title, '')), 'A')
-                     || to_tsvector('english', NEW.text);
+        NEW.terms := setweight(newsdesk_words(coalesce(NEW.title, '')), 'A') || newsdesk_words(NEW.text);
         NEW.length := (SELECT coalesce(sum(cardinality(positions)), 0) FROM unnest(NEW.terms));
         RETURN NEW;
     END $$""",
     """CREATE OR REPLACE FUNCTION newsdesk_headline_terms() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        NEW.title_terms := to_tsvector('english', coalesce(NEW.title, ''));
+        NEW.title_terms := newsdesk_words(coalesce(NEW.title, ''));
         NEW.title_length := (SELECT coalesce(sum(cardinality(positions)), 0) FROM unnest(NEW.title_terms));
         RETURN NEW;
     END $$""",
@@ -341,6 +376,16 @@ SCHEMA = (
         INSERT INTO passage_terms
             SELECT t.lexeme, sign * count(*) FROM changed, unnest(changed.terms) AS t GROUP BY t.lexeme
             ON CONFLICT (lexeme) DO UPDATE SET rows = passage_terms.rows + excluded.rows;
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO passage_postings
+                SELECT t.lexeme, changed.rowid, coalesce(cardinality(array_positions(t.weights, 'A')), 0),
+                       cardinality(t.positions) - coalesce(cardinality(array_positions(t.weights, 'A')), 0),
+                       changed.length
+                FROM changed, unnest(changed.terms) AS t;
+        ELSE
+            DELETE FROM passage_postings AS p USING changed, unnest(changed.terms) AS t
+                WHERE p.lexeme = t.lexeme AND p.rowid = changed.rowid;
+        END IF;
         INSERT INTO bm25_totals AS b
             SELECT 'passage', sign * count(*), sign * coalesce(sum(length), 0) FROM changed
             ON CONFLICT (index_name) DO UPDATE
