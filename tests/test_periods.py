@@ -5,7 +5,7 @@ ones cannot outrank what it found; a store from before this layout is brought to
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from rag.answer import ExtractiveAnswerer
 from rag.config import Settings, with_overrides
 from rag.conversation import ask
 from rag.retrieve import Query, retrieve
-from rag.store import UNDATED, Store, open_store
+from rag.store import UNDATED, PassageFilter, Store, open_store
 from rag.store.periods import DAY_BITS, period_of, rowid_ranges
 from rag.store.records import CHROMA_KEYS
 
@@ -210,3 +210,17 @@ def test_a_store_from_before_the_layout_is_laid_out_in_place(ingest, config, emb
         )
         assert "twelve berths" in "".join(getattr(e, "text", "") for e in turn.events)
     assert "0 new, 0 changed, 6 unchanged" in ingest(folder).render()
+
+
+def test_a_search_of_months_before_the_as_of_date_needs_no_date_filter() -> None:
+    """An archive's shelves, all published before the question's as-of date, are searched without the
+    filter (and without fetching extra passages to make up for it); the month of the as-of date, an
+    outlet filter or an explicit range that leaves out the undated still filter."""
+    as_of = PassageFilter(as_of=datetime(2024, 3, 10, 23, 59, 59, tzinfo=UTC).timestamp())
+    assert as_of.keeps_all(["2023-11", "2024-02", UNDATED])
+    assert not as_of.keeps_all(["2024-02", "2024-03"]), "the as-of month holds articles published after it"
+    assert PassageFilter(as_of=datetime(2024, 4, 1, tzinfo=UTC).timestamp()).keeps_all(["2024-03"])
+    assert not PassageFilter(outlets=("Harbor Times",)).keeps_all(["2023-11"])
+    since = PassageFilter(since=datetime(2023, 11, 1, tzinfo=UTC).timestamp())
+    assert since.keeps_all(["2023-11", "2024-01"]) and not since.keeps_all(["2023-10"])
+    assert not since.keeps_all([UNDATED]), "an explicit range leaves out the undated"

@@ -4,9 +4,9 @@ passages and of headlines (SQLite FTS5, BM25), each filtered by outlet and publi
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from rag.config import RetrievalConfig
@@ -56,10 +56,12 @@ class Search(Vectors):
             inside = [period for period in on_shelf if period in wanted]
             if not inside:
                 continue
-            # A shelf that also holds periods not asked for is searched with them filtered out.
+            # A shelf that also holds periods not asked for is searched with them filtered out; one whose
+            # passages the filter all keeps (an older shelf, as of today) is searched without it.
             within = None if len(inside) == len(on_shelf) else inside
             total = sum(held[period] for period in on_shelf)
-            hits += self._shelf_hits(vector, shelf, k=k, where=where, within=within, total=total)
+            kept = None if where is None or (within is None and where.keeps_all(on_shelf)) else where
+            hits += self._shelf_hits(vector, shelf, k=k, where=kept, within=within, total=total)
         hits.sort(key=lambda hit: hit.score, reverse=True)
         return hits[:k]
 
@@ -77,8 +79,8 @@ class Search(Vectors):
         for widen in (1,) if where is None and within is None else VECTOR_WIDEN:
             n = min(widen * k, total)
             hits = self._catalog_hits(self._nearest(vector, shelf, n=n), where, rows=rows)
-            if len(hits) >= k or n >= total:
-                return hits[:k]
+            if len(hits) >= k or n >= total or (where is None and within is None):
+                return hits[:k]  # (unfiltered, Chroma has no more to give: what HNSW found is all)
         chroma = [(where or PassageFilter()).for_chroma(), _months_for_chroma(within or [])]
         both = [clause for clause in chroma if clause]
         condition = both[0] if len(both) == 1 else {"$and": both}
@@ -224,6 +226,27 @@ class PassageFilter:
     since: float | None = None
     until: float | None = None
     as_of: float | None = None
+
+    def keeps_all(self, periods: Iterable[str]) -> bool:
+        """Whether the filter keeps every passage of these periods (an archive's months, all before the
+        question's as-of date): a search of them need not apply it, nor fetch more to make up for it."""
+        if self.outlets:
+            return False
+        spans = [span(period) for period in periods]
+        if None in spans:
+            return self.since is None and self.until is None  # as_of keeps the undated
+        days = [day for pair in spans if pair for day in pair]
+        if not days:
+            return True
+        first = datetime.combine(min(days), time.min, UTC).timestamp()
+        after = datetime.combine(max(days) + timedelta(days=1), time.min, UTC).timestamp()
+        return all(
+            (
+                self.since is None or self.since <= first,
+                self.until is None or self.until >= after,
+                self.as_of is None or self.as_of >= after,
+            )
+        )
 
     def for_chroma(self) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []
