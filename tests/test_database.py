@@ -252,3 +252,19 @@ def test_a_store_moves_its_catalog_to_postgres_and_answers_the_same(
     assert ingest(folder, settings=shared).new == 2
     again = run_cli("--copy-catalog-to", database_url, env=env)
     assert again.returncode == 2 and f"already holds {len(REPORTS) + 2} articles" in again.stderr
+
+
+def test_a_search_while_a_write_commits_never_fails_on_the_counts(
+    ingest, database_url: str, tmp_path: Path
+) -> None:
+    """A question reads the word counts and the index's size at one moment; were a word counted in more
+    passages than the index held (as a write committed between two reads once made it), BM25's weight of
+    that word would be the logarithm of a negative number."""
+    folder = tmp_path / "news"
+    write_reports(folder)
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    ingest(folder, settings=settings)
+    with open_store(settings) as store:
+        store.database.execute("UPDATE passage_terms SET rows = rows + 1000 WHERE lexeme = 'stadium'")
+        found = store.keyword_search(["stadium", "roof"], k=3)
+    assert [p.article_id for p in found][:1] == ["news/report-4.md"]

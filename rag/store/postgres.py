@@ -246,15 +246,20 @@ class PostgresDatabase(CatalogDatabase):
     def _statistics(self, index: str, terms: Sequence[str]) -> tuple[dict[str, float], float]:
         """Each term's inverse document frequency as FTS5 computes it, and the average length of the rows
         of an index ("passage" or "headline")."""
-        totals = self.row("SELECT rows, tokens FROM bm25_totals WHERE index_name = ?", (index,))
-        count, tokens = (int(totals[0]), int(totals[1])) if totals else (0, 0)
-        held = dict(
-            self.rows(f"SELECT lexeme, rows FROM {index}_terms WHERE lexeme = ANY(?)", (list(terms),))
+        # One statement, so one moment: read apart, a write committed between them could leave a word in
+        # more rows than the index held a moment before.
+        found = self.rows(
+            f"SELECT t.rows, t.tokens, k.lexeme, k.rows FROM bm25_totals AS t "
+            f"LEFT JOIN {index}_terms AS k ON k.lexeme = ANY(?) WHERE t.index_name = ?",
+            (list(terms), index),
         )
+        count, tokens = (int(found[0][0]), int(found[0][1])) if found else (0, 0)
+        held = {lexeme: int(rows) for _, _, lexeme, rows in found if lexeme is not None}
         idf = {}
         for term in terms:
-            n = int(held.get(term, 0))
-            idf[term] = max(math.log((count - n + 0.5) / (n + 0.5)), 1e-6)
+            n = held.get(term, 0)
+            ratio = (count - n + 0.5) / (n + 0.5)
+            idf[term] = math.log(ratio) if ratio > 1 else 1e-6  # FTS5's floor for a word in most rows
         return idf, (tokens / count if count else 1.0)
 
 
