@@ -189,17 +189,9 @@ class PostgresDatabase(CatalogDatabase):
     ) -> list[tuple[Any, ...]]:  # fmt: skip
         if not terms:
             return []
-        ranked, params = self._ranked("passage", terms, rows, None if pool < 0 else pool, title_weight)
-        clauses, filters = where
-        return self.rows(
-            f"""{ranked}
-                SELECT {columns}, r.score FROM ranked r
-                JOIN passages p ON p.rowid = r.rowid
-                JOIN articles a ON a.article_id = p.article_id
-                WHERE TRUE {clauses}
-                ORDER BY r.score DESC LIMIT ?""",
-            (*params, *filters, k),
-        )
+        ranked = self._ranked("passage", terms, rows, None if pool < 0 else pool, title_weight)
+        joined = "JOIN passages p ON p.rowid = r.rowid JOIN articles a ON a.article_id = p.article_id"
+        return self._ranked_rows(ranked, columns, joined, where, "r.score DESC", k)
 
     def headline_rows(
         self, columns: str, terms: Sequence[str], rows: tuple[int, int], where: tuple[str, list[Any]], *,
@@ -207,15 +199,19 @@ class PostgresDatabase(CatalogDatabase):
     ) -> list[tuple[Any, ...]]:  # fmt: skip
         if not terms:
             return []
-        ranked, params = self._ranked("headline", terms, rows, articles)
-        clauses, filters = where
+        ranked = self._ranked("headline", terms, rows, articles)
+        joined = "JOIN articles a ON a.rowid = r.rowid JOIN passages p ON p.article_id = a.article_id"
+        return self._ranked_rows(ranked, columns, joined, where, "r.score DESC, p.chunk_index", k)
+
+    def _ranked_rows(
+        self, ranked: tuple[str, list[Any]], columns: str, joined: str, where: tuple[str, list[Any]],
+        order: str, k: int,
+    ) -> list[tuple[Any, ...]]:  # fmt: skip
+        """The k best of the `ranked` rows (`_ranked`), joined to their passages and articles and filtered."""
+        (sql, params), (clauses, filters) = ranked, where
         return self.rows(
-            f"""{ranked}
-                SELECT {columns}, r.score FROM ranked r
-                JOIN articles a ON a.rowid = r.rowid
-                JOIN passages p ON p.article_id = a.article_id
-                WHERE TRUE {clauses}
-                ORDER BY r.score DESC, p.chunk_index LIMIT ?""",
+            f"{sql} SELECT {columns}, r.score FROM ranked r {joined} "
+            f"WHERE TRUE {clauses} ORDER BY {order} LIMIT ?",
             (*params, *filters, k),
         )
 
