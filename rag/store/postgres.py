@@ -8,6 +8,7 @@ search reads only the rows that match its words, never the whole index.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -109,10 +110,16 @@ class PostgresDatabase(CatalogDatabase):
     # The tables
 
     def create_tables(self) -> None:
+        """Make the tables, or bring them to this version's schema; a catalog already at it is left alone:
+        replacing its triggers takes locks that readers and writers of other processes would wait on."""
+        version = hashlib.sha256("\n".join(SCHEMA).encode()).hexdigest()[:16]
+        if self.row("SELECT obj_description(to_regclass('meta'), 'pg_class')") == (version,):
+            return  # (the version is the meta table's comment: its rows are the store's own, schema.py)
         with self.transaction():
             self.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))  # two openers never race
             for statement in SCHEMA:
                 self.execute(statement)
+            self.execute(f"COMMENT ON TABLE meta IS '{version}'")
 
     def check_indexes(self) -> None:
         """The words and lengths BM25 reads from the kept counts, against the indexed rows themselves."""
