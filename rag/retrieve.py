@@ -73,7 +73,10 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding, config: Ret
     The store's periods (months, and the undated) are searched in the order of the most their articles can
     weigh for this question: the period it names first, then the newest. The search stops when the next
     period's best weight, given to a passage first in every list, would still not lift it above the k-th
-    passage kept: so a question costs what the periods it reaches hold, not what the store holds.
+    passage kept: so a question costs what the periods it reaches hold, not what the store holds. Before
+    that, a period whose passages could be kept only if both the vector and the keyword search find them
+    has its keyword scores given to the passages its vector search found, instead of ranking every
+    passage that matches a word of the question.
     """
     frame = time_frame(query.question, as_of=query.as_of)
     where = PassageFilter(
@@ -84,7 +87,6 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding, config: Ret
     )
     terms, n = content_terms(query.question), config.candidates
     opinions_asked = bool(_ASKS_OPINION.search(query.question))
-    ceiling = (2.0 + config.headline_weight) / (config.rrf_k + 1)  # fused score of a passage first everywhere
     found: tuple[list[Passage], list[Passage], list[Passage]] = ([], [], [])
     kept: list[Passage] = []
     vector: list[float] | None = None
@@ -92,16 +94,24 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding, config: Ret
     # the interpreter, so on two cores the two searches cost about the slower one.
     with ThreadPoolExecutor(max_workers=1) as pool:
         for bound, periods in _windows(store.periods(), frame, query, config):
-            if len(kept) >= query.k and bound * ceiling < kept[-1].score:
+            lists = _lists_needed(kept[-1].score if len(kept) >= query.k else None, bound, config)
+            if lists == "none":
                 break
-            keywords = pool.submit(
-                store.keyword_search, terms, k=n, where=where, config=config, periods=periods
-            )
+            keywords = None
+            if lists == "any":
+                keywords = pool.submit(
+                    store.keyword_search, terms, k=n, where=where, config=config, periods=periods
+                )
             if vector is None:
                 vector = embedder.get_query_embedding(_without_period(query.question, frame))
-            found[0].extend(store.vector_search(vector, k=n, where=where, periods=periods))
+            nearest = store.vector_search(vector, k=n, where=where, periods=periods)
+            found[0].extend(nearest)
             if config.headline_weight:
                 found[2].extend(store.headline_search(terms, k=n, where=where, periods=periods))
+            if keywords is None:
+                keywords = pool.submit(
+                    store.keyword_scores, terms, nearest, where=where, config=config, periods=periods
+                )
             found[1].extend(keywords.result())
             fused = _fuse(_best(found[0], n), _best(found[1], n), _best_articles(found[2], n), config=config)
             weighted = sorted(
@@ -111,6 +121,19 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding, config: Ret
             )
             kept = _trim(weighted, k=query.k, config=config)
     return Retrieval(kept, frame)
+
+
+def _lists_needed(kth: float | None, bound: float, config: RetrievalConfig) -> str:
+    """Which searches of a period can still change what is kept, given the score of the k-th passage kept
+    (None: fewer are kept) and the most a passage of the period can weigh for its date: "none"; "both" the
+    vector and the keyword search (a passage missing from either would fuse to no more than the k-th); or
+    "any" (every search in full)."""
+    if kth is None:
+        return "any"
+    first = bound / (config.rrf_k + 1)  # a passage's fused score for being first in a list of weight 1
+    if first * (2.0 + config.headline_weight) < kth:
+        return "none"
+    return "both" if first * (1.0 + config.headline_weight) < kth else "any"
 
 
 def _windows(
@@ -148,12 +171,8 @@ def _best_weight(first: date, last: date, frame: TimeFrame, as_of: date, config:
     """The most the date can weigh for an article published between two days (a day more on each side, for
     publish times whose day differs by time zone)."""
     days = {first, last, frame.end or last, frame.start or first, as_of}
-    edges = [min(max(day, first), last) for day in days]
-    return max(
-        _date_weight(day + timedelta(days=shift), frame, as_of, config=config)
-        for day in edges
-        for shift in (-1, 0, 1)
-    )
+    edges = {min(max(day, first), last) + timedelta(days=shift) for day in days for shift in (-1, 0, 1)}
+    return max(_date_weight(day, frame, as_of, config=config) for day in edges)
 
 
 def _best(hits: list[Passage], n: int) -> list[Passage]:

@@ -162,6 +162,62 @@ def test_a_question_reads_the_periods_it_reaches_and_finds_what_searching_all_fi
     assert windowed[0].startswith(f"news/{'mar' if 'March' in question else 'jun'}-stadium")
 
 
+def test_an_older_period_that_only_passages_found_by_both_searches_could_enter_is_not_ranked_in_full(
+    ingest, config, embedder, tmp_path, monkeypatch
+) -> None:
+    # Weeks before the question, a passage must be found by both the vector and the keyword search to
+    # outrank what June gave (the headline list weighing as much as each): May's keyword scores go only to
+    # the passages its vector search found. Years before, nothing can: 2022 is not searched.
+    folder = tmp_path / "news"
+    for day, prefix in [("2022-03-09", "old"), ("2024-05-20", "may"), ("2024-06-18", "jun")]:
+        write_month(folder, day, count=len(TOPICS), prefix=prefix)
+    ingest(folder, settings=config.model_copy(update={"shelf_size": 4}))
+    config = with_overrides(config, ["headline_weight=1.0"])
+    question, as_of = "What did officials decide about the stadium roof?", date(2024, 6, 20)
+    everything = ranked(config, embedder, question, as_of=as_of, window=10**9)
+
+    calls: list[tuple[str, list[str]]] = []
+    for name in ("keyword_search", "keyword_scores"):
+        method = getattr(Store, name)
+
+        def spy(self: Store, *args, _method=method, _name=name, **options):  # type: ignore[no-untyped-def]
+            calls.append((_name, list(options["periods"])))
+            return _method(self, *args, **options)
+
+        monkeypatch.setattr(Store, name, spy)
+    windowed = ranked(config, embedder, question, as_of=as_of, window=1)
+    assert calls == [("keyword_search", ["2024-06"]), ("keyword_scores", ["2024-05"])]
+    assert set(windowed) == set(everything) and windowed[0] == everything[0]
+    assert windowed[0].startswith("news/jun-stadium")
+
+
+@pytest.mark.both_catalogs
+def test_the_keyword_scores_of_chosen_passages_are_those_the_keyword_search_gives(
+    ingest, config, tmp_path
+) -> None:
+    folder = tmp_path / "news"
+    for day, prefix in [("2023-11-20", "nov"), ("2024-03-12", "mar")]:
+        write_month(folder, day, count=len(TOPICS), prefix=prefix)
+    (folder / "mar-stadium-again.md").write_text(
+        "---\ntitle: Stadium roof, again\noutlet: Town Crier\npublished: 2024-03-14\n---\n"
+        "The stadium roof's five-year warranty ran out; the stadium roof leaks, and the council's roof "
+        "budget is spent.\n"
+    )
+    ingest(folder)
+    terms = ["stadium", "roof", "council's", "five-year", "mill"]
+    with open_store(config) as store:
+        ranked_in_full = store.keyword_search(terms, k=50)
+        by_id = {hit.chunk_id: hit.score for hit in ranked_in_full}
+        assert len(by_id) >= 4 and "news/mar-stadium-again.md::0" in by_id
+        unmatched = store.vector_search([1.0] * store.dimension, k=50)
+        chosen = [*ranked_in_full[::2], *(hit for hit in unmatched if hit.chunk_id not in by_id)]
+        scored = store.keyword_scores(terms, chosen)
+    assert {hit.chunk_id for hit in scored} == {hit.chunk_id for hit in ranked_in_full[::2]}
+    for hit in scored:
+        assert hit.score == pytest.approx(by_id[hit.chunk_id], rel=1e-9)
+    assert [hit.score for hit in scored] == sorted((hit.score for hit in scored), reverse=True)
+
+
 def test_a_store_from_before_the_layout_is_laid_out_in_place(ingest, config, embedder, tmp_path) -> None:
     folder = tmp_path / "news"
     write_month(folder, "2024-01-10", count=3, prefix="jan")

@@ -155,6 +155,13 @@ class CatalogDatabase(Database):
         (-1: all) before `where` (SQL after WHERE TRUE, and its parameters) filters them."""
 
     @abstractmethod
+    def keyword_scores(
+        self, terms: Sequence[str], chunk_ids: Sequence[str], *, title_weight: float
+    ) -> dict[str, float]:
+        """The BM25 score that `keyword_rows` gives each of these passages that matches any of the terms,
+        at a cost that follows how many they are, not how many passages match."""
+
+    @abstractmethod
     def headline_rows(
         self, columns: str, terms: Sequence[str], rows: tuple[int, int], where: tuple[str, list[Any]], *,
         articles: int, k: int,

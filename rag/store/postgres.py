@@ -200,6 +200,16 @@ class PostgresDatabase(CatalogDatabase):
         joined = "JOIN passages p ON p.rowid = r.rowid JOIN articles a ON a.article_id = p.article_id"
         return self._ranked_rows(ranked, columns, joined, where, "r.score DESC", k)
 
+    def keyword_scores(
+        self, terms: Sequence[str], chunk_ids: Sequence[str], *, title_weight: float
+    ) -> dict[str, float]:
+        if not terms or not chunk_ids:
+            return {}
+        sql, params = self._ranked("passage", terms, None, None, title_weight, among=chunk_ids)
+        scored = f"{sql} SELECT p.chunk_id, r.score FROM ranked r JOIN passages p USING (rowid)"
+        found = self.rows(scored, params)
+        return {chunk: float(score) for chunk, score in found}
+
     def headline_rows(
         self, columns: str, terms: Sequence[str], rows: tuple[int, int], where: tuple[str, list[Any]], *,
         articles: int, k: int,
@@ -223,23 +233,31 @@ class PostgresDatabase(CatalogDatabase):
         )
 
     def _ranked(
-        self, index: str, terms: Sequence[str], rows: tuple[int, int], limit: int | None, *weights: float
-    ) -> tuple[str, list[Any]]:
+        self, index: str, terms: Sequence[str], rows: tuple[int, int] | None, limit: int | None,
+        *weights: float, among: Sequence[str] = (),
+    ) -> tuple[str, list[Any]]:  # fmt: skip
         """A WITH clause naming `ranked` (rowid, score): the `limit` rows of a range of an index ("passage"
         or "headline") that best match any of the terms by BM25, best first; and its parameters (`weights`:
-        the passage index's title weight)."""
+        the passage index's title weight). The passage index can be read for some passages (`among`, their
+        chunk ids) instead of a range: each of their postings is found by the index."""
         idf, average = self._statistics(index, terms)
         params: list[Any]
         if index == "passage":  # the postings of the terms: what FTS5 reads, not the rows' whole vectors
-            matched = """SELECT p.rowid, p.length, p.lexeme, p.in_title * ? + p.in_text AS tf
-                  FROM passage_postings p WHERE p.lexeme = ANY(?::text[]) AND p.rowid BETWEEN ? AND ?"""
-            params = [list(idf), list(idf.values()), *weights, list(terms), *rows, average, limit]
+            if among:
+                which = "p.rowid IN (SELECT rowid FROM passages WHERE chunk_id = ANY(?::text[]))"
+                bounds: list[Any] = [list(among)]
+            else:
+                which, bounds = "p.rowid BETWEEN ? AND ?", list(rows or (0, 0))
+            matched = f"""SELECT p.rowid, p.length, p.lexeme, p.in_title * ? + p.in_text AS tf
+                  FROM passage_postings p WHERE p.lexeme = ANY(?::text[]) AND {which}"""
+            params = [list(idf), list(idf.values()), *weights, list(terms), *bounds, average, limit]
         else:
             matched = """SELECT t.rowid, t.title_length AS length, u.lexeme,
                   cardinality(u.positions)::float8 AS tf FROM articles t, unnest(t.title_terms) AS u
                   WHERE t.title_terms @@ to_tsquery('simple', ?) AND t.rowid BETWEEN ? AND ?
                   AND u.lexeme = ANY(?::text[])"""
-            params = [list(idf), list(idf.values()), _query(terms), *rows, list(terms), average, limit]
+            bounds = list(rows or (0, 0))
+            params = [list(idf), list(idf.values()), _query(terms), *bounds, list(terms), average, limit]
         sql = f"""WITH q AS (SELECT unnest(?::text[]) AS lexeme, unnest(?::float8[]) AS idf),
             m AS ({matched}),
             ranked AS (SELECT m.rowid, sum({_BM25}) AS score FROM m JOIN q USING (lexeme)

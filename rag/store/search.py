@@ -3,9 +3,11 @@ passages and of headlines (SQLite FTS5, BM25), each filtered by outlet and publi
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -18,6 +20,7 @@ from rag.store.vectors import Vectors
 
 KEYWORD_POOL = (4, 32)  # keyword hits ranked per hit wanted before the filter, tried in turn, then all
 VECTOR_WIDEN = (8, 64)  # nearest passages fetched per hit wanted before filtering, tried in turn
+SHELF_SEARCHES = max(2, min(4, os.cpu_count() or 1))  # shelves searched at once
 
 
 class Search(Vectors):
@@ -52,6 +55,7 @@ class Search(Vectors):
         held = self.periods()
         wanted = set(held if periods is None else periods)
         hits: list[Passage] = []
+        whole: list[tuple[str, int]] = []  # the shelves searched whole, and how many each holds
         for shelf, on_shelf in self._shelves(held).items():
             inside = [period for period in on_shelf if period in wanted]
             if not inside:
@@ -61,7 +65,16 @@ class Search(Vectors):
             within = None if len(inside) == len(on_shelf) else inside
             total = sum(held[period] for period in on_shelf)
             kept = None if where is None or (within is None and where.keeps_all(on_shelf)) else where
-            hits += self._shelf_hits(vector, shelf, k=k, where=kept, within=within, total=total)
+            if kept is None and within is None:
+                whole.append((shelf, total))
+            else:
+                hits += self._shelf_hits(vector, shelf, k=k, where=kept, within=within, total=total)
+        if whole:  # searched side by side (Chroma's search releases the interpreter), looked up together
+            with ThreadPoolExecutor(max_workers=min(len(whole), SHELF_SEARCHES)) as pool:
+                found = pool.map(lambda shelf: self._nearest(vector, shelf[0], n=min(k, shelf[1])), whole)
+                pairs = [item for shelf in found for item in shelf.items()]
+            nearest = sorted(pairs, key=lambda item: item[1], reverse=True)
+            hits += self._catalog_hits(dict(nearest[:k]), None)
         hits.sort(key=lambda hit: hit.score, reverse=True)
         return hits[:k]
 
@@ -75,12 +88,13 @@ class Search(Vectors):
         within: list[str] | None,
         total: int,
     ) -> list[Passage]:
+        """The k passages of a shelf nearest a vector that pass a filter or lie in some of its periods."""
         rows = rowid_ranges(within) if within else None
-        for widen in (1,) if where is None and within is None else VECTOR_WIDEN:
+        for widen in VECTOR_WIDEN:
             n = min(widen * k, total)
             hits = self._catalog_hits(self._nearest(vector, shelf, n=n), where, rows=rows)
-            if len(hits) >= k or n >= total or (where is None and within is None):
-                return hits[:k]  # (unfiltered, Chroma has no more to give: what HNSW found is all)
+            if len(hits) >= k or n >= total:
+                return hits[:k]  # (or Chroma has no more to give: what HNSW found is all)
         chroma = [(where or PassageFilter()).for_chroma(), _months_for_chroma(within or [])]
         both = [clause for clause in chroma if clause]
         condition = both[0] if len(both) == 1 else {"$and": both}
@@ -138,6 +152,33 @@ class Search(Vectors):
                 )
         rows.sort(key=lambda row: row[-1], reverse=True)
         return [_hit(row[:-1], float(row[-1])) for row in rows[:k]]
+
+    def keyword_scores(
+        self,
+        terms: Sequence[str],
+        passages: Sequence[Passage],
+        *,
+        where: PassageFilter | None = None,
+        config: RetrievalConfig | None = None,
+        periods: Sequence[str] | None = None,
+    ) -> list[Passage]:
+        """The passages (found by another search of `periods`) that match any of the terms, with the score
+        `keyword_search` of those periods gives them, best first: what that search would say of them, at
+        the cost of scoring these alone."""
+        phrases = self._search_database.match_terms(terms)
+        if not phrases or not passages:
+            return []
+        config = config or self.config.retrieval
+        held = self.periods()
+        chosen = list(held) if periods is None else [p for p in periods if held.get(p)]
+        ranges = _rows_of(chosen, list(held), where)
+        with self._search_lock:
+            match = self._distinctive(phrases, ranges, sum(held[p] for p in chosen), config)
+            scores = self._search_database.keyword_scores(
+                match, [p.chunk_id for p in passages], title_weight=config.title_weight
+            )
+        found = [replace(p, score=scores[p.chunk_id]) for p in passages if p.chunk_id in scores]
+        return sorted(found, key=lambda hit: hit.score, reverse=True)
 
     def headline_search(
         self,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.store.database import CatalogDatabase
+from rag.store.fts5 import Scorer
 from rag.store.lock import hold_lock
 from rag.store.periods import DAY_BITS
 from rag.store.records import StoreError
@@ -120,6 +121,7 @@ class SQLiteDatabase(CatalogDatabase):
         self.connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.execute("PRAGMA synchronous=NORMAL")
+        self._scorer: Scorer | None = None
 
     def writer_lock(self, *, what: str, exclusive: bool) -> AbstractContextManager[None]:
         return hold_lock(self.path.parent / ".ingest.lock", what=what, shared=not exclusive)  # in the folder
@@ -134,6 +136,8 @@ class SQLiteDatabase(CatalogDatabase):
         return "IN (SELECT value FROM json_each(?))", json.dumps(list(values))
 
     def close(self) -> None:
+        if self._scorer is not None:
+            self._scorer.close()
         self.connection.close()
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -263,6 +267,16 @@ class SQLiteDatabase(CatalogDatabase):
                 ORDER BY f.score DESC LIMIT ?""",
             (title_weight, " OR ".join(terms), *rows, pool, *params, k),
         )
+
+    def keyword_scores(
+        self, terms: Sequence[str], chunk_ids: Sequence[str], *, title_weight: float
+    ) -> dict[str, float]:
+        """Scored as FTS5 would score them, without ranking every match (rag/store/fts5.py)."""
+        test, ids = self.in_list(chunk_ids)
+        rows = self.rows(f"SELECT chunk_id, title, text FROM passages WHERE chunk_id {test}", (ids,))
+        if self._scorer is None:
+            self._scorer = Scorer(self.connection, "passages_fts")
+        return self._scorer.scores(terms, rows, title_weight=title_weight)
 
     def headline_rows(
         self, columns: str, terms: Sequence[str], rows: tuple[int, int], where: tuple[str, list[Any]], *,
