@@ -141,7 +141,9 @@ def _windows(
 ) -> list[tuple[float, list[str]]]:
     """The periods a question may search, in groups, each with the most a passage of it can weigh for the
     question, highest first: a group takes periods until it holds `window_passages`, and any that weigh
-    within WINDOW_SPREAD of its first."""
+    within WINDOW_SPREAD of its first. A question that names a period searches the groups that hold its
+    months and none after them: the months around it that fill its group, not the store's whole past
+    (so what a question about last week reads, and holds in memory, does not grow with the archive)."""
     last = min(query.as_of, query.until) if query.until else query.as_of
     bounds: list[tuple[float, str]] = []
     for period in held:
@@ -164,7 +166,18 @@ def _windows(
         else:
             windows.append((bound, [period]))
             size = held[period]
+    if frame.is_range:  # no further than the last window that holds a month of the period named
+        named = [n for n, (_, periods) in enumerate(windows) if any(_overlaps(p, frame) for p in periods)]
+        return windows[: max(named, default=0) + 1]
     return windows
+
+
+def _overlaps(period: str, frame: TimeFrame) -> bool:
+    """Whether a month period has days in the question's period."""
+    days = span(period)
+    if days is None:
+        return False
+    return (frame.start is None or days[1] >= frame.start) and (frame.end is None or days[0] <= frame.end)
 
 
 def _best_weight(first: date, last: date, frame: TimeFrame, as_of: date, config: RetrievalConfig) -> float:

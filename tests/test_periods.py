@@ -191,6 +191,30 @@ def test_an_older_period_that_only_passages_found_by_both_searches_could_enter_i
     assert windowed[0].startswith("news/jun-stadium")
 
 
+def test_a_question_naming_a_period_reads_no_month_past_the_window_that_holds_it(
+    ingest, config, embedder, tmp_path, searched
+) -> None:
+    # April is the period asked about; June (after it) and 2022 weigh 0.3 or less. One window a month: the
+    # question reads April alone, though it finds fewer passages than it wants, and so it reads no more
+    # however large the archive behind.
+    folder = tmp_path / "news"
+    for day, prefix in [("2022-03-09", "old"), ("2024-04-12", "apr"), ("2024-06-18", "jun")]:
+        write_month(folder, day, count=3, prefix=prefix)
+    ingest(folder, settings=config.model_copy(update={"shelf_size": 4}))
+    question = "What did the harbor authority approve in April?"
+    found = ranked(config, embedder, question, as_of=date(2024, 6, 20), window=1)
+    assert searched == ["2024-04"]
+    assert found[0] == "news/apr-harbor.md::0" and len(found) == 3
+    searched.clear()
+    undated = ranked(
+        config, embedder, "What did the harbor authority approve?", as_of=date(2024, 6, 20), window=1
+    )
+    assert searched[:2] == ["2024-06", "2024-04"], (
+        "a question naming no period goes on while passages are few"
+    )
+    assert len(undated) == 6
+
+
 @pytest.mark.both_catalogs
 def test_the_keyword_scores_of_chosen_passages_are_those_the_keyword_search_gives(
     ingest, config, tmp_path

@@ -85,6 +85,7 @@ def test_the_scale_bench_grows_a_store_through_its_tiers_and_resumes(tmp_path: P
     for tier in figures.values():
         assert tier["measured"] and tier["articles_per_s"] > 0 and tier["rss_mb"] > 0
         assert tier["undated_p95_ms"] > 0 and tier["period_p95_ms"] > 0 and tier["vector_period_p95_ms"] > 0
+        assert tier["undated_again_p95_ms"] > 0 and tier["period_again_p95_ms"] > 0
         assert 0 <= tier["hit@5"] <= 1 and tier["hit@5_ci"][0] <= tier["hit@5"] <= tier["hit@5_ci"][1]
     # The stadium question's article is found whatever the archive adds, all of it older than the news.
     assert figures["120"]["hit@5"] >= 2 / 3
