@@ -41,6 +41,13 @@ class RetrievalConfig(BaseModel):
         description="Passages a question's search takes in at least, period by period, before it may stop "
         "(searching fewer saves little and ranks the passages found against fewer others).",
     )
+    vector_passages: int = Field(
+        3_000_000,
+        ge=1,
+        description="Passages whose vectors one question may search past its first window, the periods that "
+        "weigh most first; older ones are searched by their words alone. Searched vectors are held in "
+        "memory (about 2 KB a passage), so this bounds what a question about all time needs.",
+    )
 
     # Dates: the period a question names, and how much newer reporting is favoured
     in_period: float = Field(1.0, ge=0, description="Weight of a passage from the period the question names.")

@@ -90,13 +90,17 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding, config: Ret
     found: tuple[list[Passage], list[Passage], list[Passage]] = ([], [], [])
     kept: list[Passage] = []
     vector: list[float] | None = None
+    reach = None  # passages whose vectors may still be searched (None: the first window, searched whole)
     # The keyword search runs in SQLite while the question is embedded and Chroma searched: both release
     # the interpreter, so on two cores the two searches cost about the slower one.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        for bound, periods in _windows(store.periods(), frame, query, config):
+        held = store.periods()
+        for bound, periods in _windows(held, frame, query, config):
             lists = _lists_needed(kept[-1].score if len(kept) >= query.k else None, bound, config)
-            if lists == "none":
-                break
+            reached = periods if reach is None else _within(periods, held, reach)
+            reach = config.vector_passages if reach is None else reach - sum(held[p] for p in reached)
+            if lists == "none" or (lists == "both" and not reached):
+                break  # (past the vectors' reach, a passage found by words alone could not be kept)
             keywords = None
             if lists == "any":
                 keywords = pool.submit(
@@ -104,7 +108,7 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding, config: Ret
                 )
             if vector is None:
                 vector = embedder.get_query_embedding(_without_period(query.question, frame))
-            nearest = store.vector_search(vector, k=n, where=where, periods=periods)
+            nearest = store.vector_search(vector, k=n, where=where, periods=reached) if reached else []
             found[0].extend(nearest)
             if config.headline_weight:
                 found[2].extend(store.headline_search(terms, k=n, where=where, periods=periods))
@@ -121,6 +125,17 @@ def retrieve(query: Query, *, store: Store, embedder: BaseEmbedding, config: Ret
             )
             kept = _trim(weighted, k=query.k, config=config)
     return Retrieval(kept, frame)
+
+
+def _within(periods: list[str], held: dict[str, int], reach: int) -> list[str]:
+    """The periods of a window, the heaviest first, whose passages' vectors fit in `reach`."""
+    within: list[str] = []
+    for period in periods:
+        reach -= held[period]
+        if reach < 0:
+            break
+        within.append(period)
+    return within
 
 
 def _lists_needed(kth: float | None, bound: float, config: RetrievalConfig) -> str:

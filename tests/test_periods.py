@@ -213,6 +213,15 @@ def test_a_question_naming_a_period_reads_no_month_past_the_window_that_holds_it
         "a question naming no period goes on while passages are few"
     )
     assert len(undated) == 6
+    # Past the vectors' reach, older months are searched by their words alone: April's harbor report is
+    # still found, though April's vectors are not read.
+    searched.clear()
+    reach = with_overrides(config, ["vector_passages=1"])
+    words = ranked(
+        reach, embedder, "What did the harbor authority approve?", as_of=date(2024, 6, 20), window=1
+    )
+    assert searched == ["2024-06"]
+    assert "news/apr-harbor.md::0" in words and words[0] == undated[0]
 
 
 @pytest.mark.both_catalogs
