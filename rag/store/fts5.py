@@ -28,7 +28,7 @@ class Scorer:
             self._scratch.execute(statement)
         self._lock = threading.Lock()
         self._matches: dict[str, int] = {}  # phrase -> rows of the index matching it
-        self._matches_of = -1  # the index's row count when those were counted
+        self._matches_of = (-1, -1)  # the index's rows and tokens when those were counted
 
     def scores(
         self, phrases: Sequence[str], rows: Sequence[tuple[str, str | None, str]], *, title_weight: float
@@ -39,7 +39,7 @@ class Scorer:
             return {}
         count, tokens = self._totals()
         average = tokens / count if count else 1.0
-        idf = [_idf(count, self._matched(phrase, count)) for phrase in phrases]
+        idf = [_idf(count, self._matched(phrase, (count, tokens))) for phrase in phrases]
         with self._lock:
             stems, lengths, columns = self._tokens([phrase.strip('"') for phrase in phrases], rows)
         found: dict[str, float] = {}
@@ -100,10 +100,11 @@ class Scorer:
             values.append(value)
         return values[0], sum(values[1:])
 
-    def _matched(self, phrase: str, count: int) -> int:
-        """How many rows of the index match a phrase: counted once per phrase while the index is unchanged."""
-        if count != self._matches_of or len(self._matches) > 50_000:
-            self._matches, self._matches_of = {}, count
+    def _matched(self, phrase: str, totals: tuple[int, int]) -> int:
+        """How many rows of the index match a phrase: counted once per phrase while the index's totals (rows,
+        tokens) are unchanged."""
+        if totals != self._matches_of or len(self._matches) > 50_000:
+            self._matches, self._matches_of = {}, totals
         if phrase not in self._matches:
             sql = f"SELECT count(*) FROM {self.index} WHERE {self.index} MATCH ?"
             self._matches[phrase] = int(self.database.execute(sql, (phrase,)).fetchone()[0])
