@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
@@ -17,6 +18,7 @@ from rag.documents import Passage
 from rag.store import UNDATED, PassageFilter, Store, span
 
 ANSWER_PASSAGES = 6  # passages an answer is written from unless the query asks for more
+Lists = Literal["none", "both", "any"]  # which searches of a period can still change what is kept
 WINDOW_SPREAD = 0.8  # periods whose best weights are this close are searched together (see _windows)
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
@@ -138,7 +140,7 @@ def _within(periods: list[str], held: dict[str, int], reach: int) -> list[str]:
     return within
 
 
-def _lists_needed(kth: float | None, bound: float, config: RetrievalConfig) -> str:
+def _lists_needed(kth: float | None, bound: float, config: RetrievalConfig) -> Lists:
     """Which searches of a period can still change what is kept, given the score of the k-th passage kept
     (None: fewer are kept) and the most a passage of the period can weigh for its date: "none"; "both" the
     vector and the keyword search (a passage missing from either would fuse to no more than the k-th); or

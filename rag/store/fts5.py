@@ -37,11 +37,11 @@ class Scorer:
         '"word"'), as `-bm25(index, title_weight, 1.0)` would give it for the query `phrase OR ...`."""
         if not rows or not phrases:
             return {}
-        count, tokens = self._totals()
-        average = tokens / count if count else 1.0
-        idf = [_idf(count, self._matched(phrase, (count, tokens))) for phrase in phrases]
-        with self._lock:
+        with self._lock:  # the scratch table and the remembered counts
+            count, tokens = self._totals()
+            idf = [_idf(count, self._matched(phrase, (count, tokens))) for phrase in phrases]
             stems, lengths, columns = self._tokens([phrase.strip('"') for phrase in phrases], rows)
+        average = tokens / count if count else 1.0
         found: dict[str, float] = {}
         for n, (key, _, _) in enumerate(rows):
             score = 0.0

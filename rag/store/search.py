@@ -135,17 +135,11 @@ class Search(Vectors):
         """Return the k passages of `periods` (every period when None) that best match any of the terms
         (BM25 over the keyword index), best first (`config`: the retrieval settings, the store's own when not
         given). A period is a range of the index's rows, so a search reads only the periods it asks for."""
-        phrases = self._search_database.match_terms(terms)
-        if not phrases:
-            return []
         config = config or self.config.retrieval
         clauses, params = (where or PassageFilter()).for_sql()
-        held = self.periods()
-        chosen = list(held) if periods is None else [p for p in periods if held.get(p)]
-        ranges = _rows_of(chosen, list(held), where)
         rows: list[tuple[Any, ...]] = []
         with self._search_lock:
-            match = self._distinctive(phrases, ranges, sum(held[p] for p in chosen), config)
+            match, ranges = self._words_and_rows(terms, where, config, periods)
             for rows_in in ranges:
                 rows += self._keyword_rows(
                     match, rows_in, (clauses, params), k, title_weight=config.title_weight
@@ -165,20 +159,34 @@ class Search(Vectors):
         """The passages (found by another search of `periods`) that match any of the terms, with the score
         `keyword_search` of those periods gives them, best first: what that search would say of them, at
         the cost of scoring these alone."""
-        phrases = self._search_database.match_terms(terms)
-        if not phrases or not passages:
+        if not passages:
             return []
         config = config or self.config.retrieval
+        with self._search_lock:
+            match, _ = self._words_and_rows(terms, where, config, periods)
+            scores = self._search_database.keyword_scores(
+                match, [p.chunk_id for p in passages], title_weight=config.title_weight
+            ) if match else {}  # fmt: skip
+        found = [replace(p, score=scores[p.chunk_id]) for p in passages if p.chunk_id in scores]
+        return sorted(found, key=lambda hit: hit.score, reverse=True)
+
+    def _words_and_rows(
+        self,
+        terms: Sequence[str],
+        where: PassageFilter | None,
+        config: RetrievalConfig,
+        periods: Sequence[str] | None,
+    ) -> tuple[list[str], list[tuple[int, int]]]:
+        """The words a keyword search of `periods` (every period when None) matches, the commonest left out
+        (`_distinctive`), and the ranges of the index's rows it reads; none when no word can be matched.
+        Called holding the search lock."""
+        phrases = self._search_database.match_terms(terms)
+        if not phrases:
+            return [], []
         held = self.periods()
         chosen = list(held) if periods is None else [p for p in periods if held.get(p)]
         ranges = _rows_of(chosen, list(held), where)
-        with self._search_lock:
-            match = self._distinctive(phrases, ranges, sum(held[p] for p in chosen), config)
-            scores = self._search_database.keyword_scores(
-                match, [p.chunk_id for p in passages], title_weight=config.title_weight
-            )
-        found = [replace(p, score=scores[p.chunk_id]) for p in passages if p.chunk_id in scores]
-        return sorted(found, key=lambda hit: hit.score, reverse=True)
+        return self._distinctive(phrases, ranges, sum(held[p] for p in chosen), config), ranges
 
     def headline_search(
         self,
