@@ -268,3 +268,42 @@ def test_a_search_while_a_write_commits_never_fails_on_the_counts(
         store.database.execute("UPDATE passage_terms SET rows = rows + 1000 WHERE lexeme = 'stadium'")
         found = store.keyword_search(["stadium", "roof"], k=3)
     assert [p.article_id for p in found][:1] == ["news/report-4.md"]
+
+
+def test_a_word_with_punctuation_inside_is_matched_as_a_phrase_and_scored_alike_in_both(
+    ingest, database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "news"
+    write_reports(folder)
+    for name, title, text in [
+        ("plan", "A five-year plan for the harbour",
+         "The council's five-year plan rebuilds the harbour wall; a five-year bond pays for it."),
+        ("apart", "Five councillors, one year",
+         "Five councillors served a year on the harbour board, and the council's year ended in March."),
+        ("mayor", "Mayor's speech",
+         "The mayor's speech named the harbour plan; mayor Reyes spoke for five minutes."),
+    ]:  # fmt: skip
+        (folder / f"{name}.md").write_text(
+            f"---\ntitle: {title}\noutlet: Harbor Times\npublished: 2024-03-10\n---\n{text}\n",
+            encoding="utf-8",
+        )
+    stores = {
+        "sqlite": Settings(data_dir=tmp_path / "sqlite"),
+        "postgres": Settings(data_dir=tmp_path / "postgres", database_url=database_url),
+    }
+    seen = {}
+    for name, settings in stores.items():
+        ingest(folder, settings=settings)
+        with open_store(settings) as store:
+            seen[name] = {
+                terms: [(hit.article_id, hit.score) for hit in store.keyword_search(terms, k=10)]
+                for terms in [("five-year",), ("five-year", "harbour"), ("mayor's",), ("council's", "wall")]
+            }
+            headlines = [hit.article_id for hit in store.headline_search(["five-year"], k=8)]
+            assert headlines and set(headlines) == {"news/plan.md"}, name
+    for terms, found in seen["sqlite"].items():
+        assert [article for article, _ in seen["postgres"][terms]] == [article for article, _ in found], terms
+        for (_, ours), (_, theirs) in zip(seen["postgres"][terms], found, strict=True):
+            assert ours == pytest.approx(theirs, rel=1e-6), terms
+    assert [article for article, _ in seen["postgres"][("five-year",)]] == ["news/plan.md"]
+    assert [article for article, _ in seen["postgres"][("mayor's",)]] == ["news/mayor.md"]

@@ -32,6 +32,8 @@ class PostgresDatabase(CatalogDatabase):
         super().__init__()
         self.url = url
         self._stems: dict[str, list[str]] = {}
+        self._phrases: dict[tuple[str, str], int] = {}  # (index, phrase) -> rows holding it
+        self._phrases_of: dict[str, tuple[int, int]] = {}  # each index's rows and tokens when counted
         self._lock_connection: psycopg.Connection[Any] | None = None
         try:
             # Room to sort and group a question's postings in memory (PostgreSQL's default is 4 MB)
@@ -167,28 +169,35 @@ class PostgresDatabase(CatalogDatabase):
     # Keyword and headline search (BM25 over tsvector columns)
 
     def match_terms(self, terms: Sequence[str]) -> list[str]:
-        """The terms' English stems, as the index holds them (stop words have none); asked of PostgreSQL
-        once per word and remembered, as a question's searches ask for the same words again."""
+        """The terms as the index holds them: a word's Porter stem, and for a word with punctuation inside
+        ("five-year", "Trump's") its stems in order, joined by spaces: a phrase, matched where they stand one
+        after another, as FTS5 matches it. Asked of PostgreSQL once per word and remembered, as a question's
+        searches ask for the same words again."""
         missing = [term for term in dict.fromkeys(terms) if term not in self._stems]
         if missing:
             if len(self._stems) > 50_000:
                 self._stems.clear()
             found = self.rows(
-                "SELECT t.term, u.lexeme FROM unnest(?::text[]) AS t(term), "
+                "SELECT t.term, u.lexeme, u.positions FROM unnest(?::text[]) AS t(term), "
                 "unnest(newsdesk_words(t.term)) AS u",
                 (missing,),
             )
+            placed: dict[str, list[tuple[int, str]]] = {term: [] for term in missing}
+            for word, lexeme, positions in found:
+                placed[word] += [(position, lexeme) for position in positions]
             for term in missing:
-                self._stems[term] = [lexeme for word, lexeme in found if word == term]
-        stems = [stem for term in terms for stem in self._stems[term]]
-        return [stem for stem in dict.fromkeys(stems) if _STEM.fullmatch(stem)]
+                self._stems[term] = [lexeme for _, lexeme in sorted(placed[term])]
+        phrases = (" ".join(stems) for term in terms if (stems := self._stems[term]))
+        return [phrase for phrase in dict.fromkeys(phrases) if _PHRASE.fullmatch(phrase)]
 
     def count_matches(self, term: str, rows: tuple[int, int], limit: int) -> int:
-        found = self.row(
-            "SELECT count(*) FROM (SELECT 1 FROM passage_postings WHERE lexeme = ? AND rowid BETWEEN ? AND ? "
-            "LIMIT ?) AS m",
-            (term, *rows, limit),
-        )
+        if " " in term:
+            matched, params = self._phrase_in_passages(term, ("p.rowid BETWEEN ? AND ?", list(rows)), 1.0)
+        else:
+            matched, params = "SELECT 1 FROM passage_postings WHERE lexeme = ? AND rowid BETWEEN ? AND ?", [
+                term, *rows,
+            ]  # fmt: skip
+        found = self.row(f"SELECT count(*) FROM ({matched} LIMIT ?) AS m", (*params, limit))
         return int(found[0]) if found else 0
 
     def keyword_rows(
@@ -238,32 +247,53 @@ class PostgresDatabase(CatalogDatabase):
         *weights: float, among: Sequence[str] = (),
     ) -> tuple[str, list[Any]]:  # fmt: skip
         """A WITH clause naming `ranked` (rowid, score): the `limit` rows of a range of an index ("passage"
-        or "headline") that best match any of the terms by BM25, best first; and its parameters (`weights`:
-        the passage index's title weight). The passage index can be read for some passages (`among`, their
-        chunk ids) instead of a range: each of their postings is found by the index."""
+        or "headline") that best match any of the terms (`match_terms`) by BM25, best first; and its
+        parameters (`weights`: the passage index's title weight). The passage index can be read for some
+        passages (`among`, their chunk ids) instead of a range: each of their postings is found by the
+        index."""
         idf, average = self._statistics(index, terms)
-        params: list[Any]
+        words = [term for term in terms if " " not in term]
+        phrases = [term for term in terms if " " in term]
+        parts: list[tuple[str, list[Any]]] = []
         if index == "passage":  # the postings of the terms: what FTS5 reads, not the rows' whole vectors
-            if among:
-                which = "p.rowid IN (SELECT rowid FROM passages WHERE chunk_id = ANY(?::text[]))"
-                bounds: list[Any] = [list(among)]
-            else:
-                which, bounds = "p.rowid BETWEEN ? AND ?", list(rows or (0, 0))
-            matched = f"""SELECT p.rowid, p.length, p.lexeme, p.in_title * ? + p.in_text AS tf
-                  FROM passage_postings p WHERE p.lexeme = ANY(?::text[]) AND {which}"""
-            params = [list(idf), list(idf.values()), *weights, list(terms), *bounds, average, limit]
+            which: tuple[str, list[Any]] = (
+                ("p.rowid IN (SELECT rowid FROM passages WHERE chunk_id = ANY(?::text[]))", [list(among)])
+                if among else ("p.rowid BETWEEN ? AND ?", list(rows or (0, 0)))
+            )  # fmt: skip
+            if words:
+                parts.append((f"{_PASSAGE_WORDS} AND {which[0]}", [*weights, words, *which[1]]))
+            parts += [self._phrase_in_passages(phrase, which, *weights) for phrase in phrases]
         else:
-            matched = """SELECT t.rowid, t.title_length AS length, u.lexeme,
-                  cardinality(u.positions)::float8 AS tf FROM articles t, unnest(t.title_terms) AS u
-                  WHERE t.title_terms @@ to_tsquery('simple', ?) AND t.rowid BETWEEN ? AND ?
-                  AND u.lexeme = ANY(?::text[])"""
             bounds = list(rows or (0, 0))
-            params = [list(idf), list(idf.values()), _query(terms), *bounds, list(terms), average, limit]
+            if words:
+                parts.append((_HEADLINE_WORDS, [_query(words), *bounds, words]))
+            parts += [
+                (f"SELECT * FROM ({_HEADLINE_PHRASE} AND t.rowid BETWEEN ? AND ?) AS h WHERE tf > 0",
+                 [phrase, phrase.split(" "), _query([phrase]), *bounds])
+                for phrase in phrases
+            ]  # fmt: skip
+        matched = " UNION ALL ".join(sql for sql, _ in parts)
         sql = f"""WITH q AS (SELECT unnest(?::text[]) AS lexeme, unnest(?::float8[]) AS idf),
             m AS ({matched}),
             ranked AS (SELECT m.rowid, sum({_BM25}) AS score FROM m JOIN q USING (lexeme)
                        GROUP BY m.rowid ORDER BY score DESC LIMIT ?)"""
+        params = [list(idf), list(idf.values()), *(p for _, given in parts for p in given), average, limit]
         return sql, params
+
+    def _phrase_in_passages(
+        self, phrase: str, which: tuple[str, list[Any]], title_weight: float
+    ) -> tuple[str, list[Any]]:
+        """SELECT (rowid, length, lexeme: the phrase, tf) of the passages among the rows `which` picks of
+        the postings (alias p) where a phrase stands, tf as the postings' (headline × title weight + text);
+        only the passages holding each of its stems are read."""
+        stems = phrase.split(" ")
+        sql = f"""SELECT * FROM (SELECT x.rowid, x.length, ?::text COLLATE "C" AS lexeme,
+                newsdesk_phrase_count(x.terms, ?::text[], true) * ?::float8
+                + newsdesk_phrase_count(x.terms, ?::text[], false) AS tf
+            FROM passages x WHERE x.rowid IN (SELECT p.rowid FROM passage_postings p
+                WHERE p.lexeme = ANY(?::text[]) AND {which[0]} GROUP BY p.rowid HAVING count(*) = ?)) AS f
+            WHERE tf > 0"""
+        return sql, [phrase, stems, title_weight, stems, stems, *which[1], len(set(stems))]
 
     def _statistics(self, index: str, terms: Sequence[str]) -> tuple[dict[str, float], float]:
         """Each term's inverse document frequency as FTS5 computes it, and the average length of the rows
@@ -279,19 +309,47 @@ class PostgresDatabase(CatalogDatabase):
         held = {lexeme: int(rows) for _, _, lexeme, rows in found if lexeme is not None}
         idf = {}
         for term in terms:
-            n = held.get(term, 0)
+            n = self._phrase_rows(index, term, (count, tokens)) if " " in term else held.get(term, 0)
             ratio = (count - n + 0.5) / (n + 0.5)
             idf[term] = math.log(ratio) if ratio > 1 else 1e-6  # FTS5's floor for a word in most rows
         return idf, (tokens / count if count else 1.0)
 
+    def _phrase_rows(self, index: str, phrase: str, totals: tuple[int, int]) -> int:
+        """How many rows of an index ("passage" or "headline") hold a phrase: counted once per phrase while
+        the index's totals (rows, tokens) are unchanged, as FTS5 counts them for every statement."""
+        if self._phrases_of.get(index) != totals or len(self._phrases) > 50_000:
+            self._phrases = {key: n for key, n in self._phrases.items() if key[0] != index}
+            self._phrases_of[index] = totals
+        if (index, phrase) not in self._phrases:
+            if index == "passage":
+                sql, params = self._phrase_in_passages(phrase, ("TRUE", []), 1.0)
+            else:
+                sql, params = f"SELECT * FROM ({_HEADLINE_PHRASE}) AS h WHERE tf > 0", [
+                    phrase, phrase.split(" "), _query([phrase]),
+                ]  # fmt: skip
+            found = self.row(f"SELECT count(*) FROM ({sql}) AS m", params)
+            self._phrases[(index, phrase)] = int(found[0]) if found else 0
+        return self._phrases[(index, phrase)]
 
-_STEM = re.compile(r"[\w.-]+")  # what a stem may hold to be quoted into a query as it is
+
+_PHRASE = re.compile(r"[\w.-]+( [\w.-]+)*")  # what stems may hold to be quoted into a query as they are
+# The rows matching any of some words (their tf: a passage's headline counts `title weight` times)
+_PASSAGE_WORDS = """SELECT p.rowid, p.length, p.lexeme, p.in_title * ? + p.in_text AS tf
+    FROM passage_postings p WHERE p.lexeme = ANY(?::text[])"""
+_HEADLINE_WORDS = """SELECT t.rowid, t.title_length AS length, u.lexeme,
+    cardinality(u.positions)::float8 AS tf
+    FROM articles t, unnest(t.title_terms) AS u WHERE t.title_terms @@ to_tsquery('simple', ?)
+    AND t.rowid BETWEEN ? AND ? AND u.lexeme = ANY(?::text[])"""
+# A headline's occurrences of a phrase (its stems one after another)
+_HEADLINE_PHRASE = """SELECT t.rowid, t.title_length AS length, ?::text AS lexeme,
+    newsdesk_phrase_count(t.title_terms, ?::text[], false)::float8 AS tf
+    FROM articles t WHERE t.title_terms @@ to_tsquery('simple', ?)"""
 _BM25 = "q.idf * m.tf * 2.2 / (m.tf + 1.2 * (0.25 + 0.75 * m.length / ?))"  # k1 = 1.2, b = 0.75, as FTS5
 
 
-def _query(stems: Sequence[str]) -> str:
-    """A tsquery matching any of these stems."""
-    return " | ".join(f"'{stem}'" for stem in stems)
+def _query(phrases: Sequence[str]) -> str:
+    """A tsquery matching any of these stems or phrases (stems one after another)."""
+    return " | ".join(" <-> ".join(f"'{stem}'" for stem in phrase.split(" ")) for phrase in phrases)
 
 
 SCHEMA_LOCK = 0x6E657773  # the advisory lock that makes the tables ("news")
