@@ -11,12 +11,13 @@ import streamlit as st
 from ingest.pipeline import ingest_sources
 from ingest.sources import SourceSet, SourcesFileError, add_to_sources_file, read_sources_file, save_upload
 from ingest.web import FetchError
-from rag.answer import DatedLine, Revised, Sources, TextDelta, answerer_for
+from rag.answer import answerer_for
 from rag.citations import escape_markdown, highlight_html, safe_url
 from rag.config import Settings, load_settings
 from rag.conversation import ask
 from rag.documents import date_label, outlet_label
 from rag.embeddings import embedding_model_for
+from rag.events import DatedLine, Revised, Sources, TextDelta
 from rag.retrieve import Query
 from rag.store import Report, StoreError, open_store
 from rag.stories import as_of_line, brief, format_day

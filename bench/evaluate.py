@@ -31,11 +31,12 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from ingest.pipeline import ingest_paths
-from rag.answer import Answerer, ExtractiveAnswerer, Revised, Sources, TextDelta, answerer_for
+from rag.answer import Answerer, ExtractiveAnswerer, answerer_for
 from rag.config import AnswerConfig, RetrievalConfig, Settings, StoryConfig, load_settings, with_overrides
 from rag.conversation import answer_from
 from rag.documents import Passage
 from rag.embeddings import embedding_model_for
+from rag.events import Revised, Sources, TextDelta
 from rag.retrieve import ANSWER_PASSAGES, Query, Retrieval, content_terms, retrieve
 from rag.store import UNDATED, PassageFilter, Store, StoreError, open_store
 from rag.support import is_refusal

@@ -9,11 +9,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import date
 
-from rag.answer import AnswerEvent, DatedLine, Revised, Sources, TextDelta, answerer_for
+from rag.answer import answerer_for
 from rag.config import load_settings
 from rag.conversation import ask
 from rag.documents import UNKNOWN_DATE, Passage
 from rag.embeddings import embedding_model_for
+from rag.events import AnswerEvent, DatedLine, Revised, Sources, TextDelta
 from rag.retrieve import Query
 from rag.store import StoreError, open_store
 from rag.stories import as_of_line, brief

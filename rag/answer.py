@@ -8,33 +8,24 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from rag.citations import CitationTracker
 from rag.config import AnswerConfig, Settings
-from rag.documents import Passage, outlet_label
+from rag.documents import Passage
+from rag.events import AnswerEvent, Citation, Sources, TextDelta
 from rag.prompts import NO_ANSWER, answer_messages, revise_messages, rewrite_messages
 from rag.retrieve import content_terms
-from rag.store import Report
+from rag.sentences import sentences, stem, stems
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
 
-    from rag.support import SentenceCheck
-
 # A sentence naming things the question does not (names, numbers) may answer it; one that only restates
 # the question answers nothing (see AnswerConfig.new_fact_bonus).
 _NAME_OR_NUMBER = re.compile(r"(?<![.!?]\s)(?<!^)\b(?:[A-Z][\w’'.-]*|\$?\d[\d,.%]*)")
-# A sentence ends at . ! or ? (and any closing quote) before a space and a capital, digit or quote,
-# or at a line break.
-_BOUNDARY = re.compile(r"[.!?]+[\"'”’)]*\s+(?=[A-Z0-9\"“‘'(])|\s*\n\s*")
-_ABBREVIATIONS = frozenset(
-    "Mr Mrs Ms Dr St Jr Sr Gen Gov Sen Rep Col Lt Sgt Capt Prof Rev Inc Corp Co Ltd No vs etc "
-    "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Mt Ft Ave Blvd".split()
-)
 # Sentences written to steer a language model are quoted by no honest answer.
 _INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|prompts?|rules)\b|\b(system prompt|you are now)\b",
@@ -46,74 +37,6 @@ _FOLLOW_UP = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class TextDelta:
-    """A piece of the answer text."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Revised:
-    """The answer rewritten after its check found unsupported sentences: it replaces the text streamed
-    before it, and the Sources that follow are its own."""
-
-    text: str
-    draft: str
-    unsupported: int  # sentences of the draft that were not supported
-
-
-@dataclass(frozen=True)
-class DatedLine:
-    """One line of a timeline or a brief: a date, what happened, and the citation that backs it."""
-
-    day: date | None
-    text: str  # article text (a headline or a sentence): shown as data, never as markup
-    number: int  # the citation
-    note: str | None = None  # e.g. "new story, 2 outlets" in a brief
-
-
-@dataclass(frozen=True)
-class Citation:
-    """A source cited as `[number]`, with the spans of its passage the answer drew on."""
-
-    number: int
-    passage: Passage
-    highlights: tuple[tuple[int, int], ...] = ()  # character spans within passage.text
-    reports: tuple[Report, ...] = ()  # every article of the passage's story, itself included, oldest first
-
-    @property
-    def outlets(self) -> list[str]:
-        """The outlets that reported the passage's story (its own outlet when it stands alone)."""
-        found = [outlet_label(r.outlet) for r in self.reports] or [self.passage.outlet_name]
-        return list(dict.fromkeys(found))
-
-    @property
-    def other_reports(self) -> list[Report]:
-        """The story's articles other than the one cited."""
-        return [r for r in self.reports if r.article_id != self.passage.article_id]
-
-
-@dataclass(frozen=True)
-class Sources:
-    """The end of an answer: the cited sources in citation order."""
-
-    citations: list[Citation]
-    removed_markers: int
-    mode: str
-    newest: date | None = None  # publish date of the newest source cited: the answer is "as of" it
-    stale: str | None = None  # said when a question about now has only older sources
-    checks: tuple[SentenceCheck, ...] = ()  # each sentence of the answer checked against its citations
-
-    @property
-    def unsupported(self) -> list[SentenceCheck]:
-        """The sentences its citations do not support (or that cite nothing)."""
-        return [check for check in self.checks if not check.supported]
-
-
-AnswerEvent = TextDelta | DatedLine | Revised | Sources
-
-
 class Answerer(Protocol):
     """Writes an answer from numbered passages."""
 
@@ -122,52 +45,6 @@ class Answerer(Protocol):
     def answer(self, question: str, passages: Sequence[Passage], *, as_of: date) -> Iterator[AnswerEvent]: ...
 
     def standalone_question(self, question: str, history: Sequence[str]) -> str: ...
-
-
-def sentences(text: str) -> list[tuple[int, int]]:
-    """Return the character spans of the sentences of a text, without surrounding spaces."""
-    spans, start = [], 0
-    for boundary in _BOUNDARY.finditer(text):
-        if "\n" not in boundary[0] and _is_abbreviation(text, boundary.start()):
-            continue
-        spans.append((start, boundary.start() + len(boundary[0].rstrip())))
-        start = boundary.end()
-    spans.append((start, len(text)))
-    return [(a, b) for a, b in (_strip(text, a, b) for a, b in spans) if b - a > 1]
-
-
-def _is_abbreviation(text: str, period: int) -> bool:
-    """Whether the dot at `period` ends an abbreviation such as U.S. or Gen. rather than a sentence."""
-    if text[period] != ".":
-        return False
-    word = text[max(0, period - 12) : period].split()[-1:] or [""]
-    token = word[0].lstrip("(\"'“‘")
-    return bool(re.fullmatch(r"(?:[A-Za-z]\.)*[A-Z]", token)) or token in _ABBREVIATIONS
-
-
-def _strip(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
-
-
-@lru_cache(maxsize=1)
-def _porter() -> Any:
-    from nltk.stem import PorterStemmer  # the stemmer needs no data files
-
-    return PorterStemmer()
-
-
-@lru_cache(maxsize=50_000)
-def _stem(word: str) -> str:
-    return str(_porter().stem(word))
-
-
-def stems(text: str) -> set[str]:
-    """The stemmed content words of a text."""
-    return {_stem(word) for word in content_terms(text)}
 
 
 class ExtractiveAnswerer:
@@ -248,7 +125,7 @@ class ExtractiveAnswerer:
 def _new_facts(sentence: str, wanted: set[str]) -> int:
     """Count the names and numbers in a sentence that the question does not mention."""
     tokens = (token.lower().strip(".,") for token in _NAME_OR_NUMBER.findall(sentence))
-    return sum(1 for token in tokens if _stem(token) not in wanted)
+    return sum(1 for token in tokens if stem(token) not in wanted)
 
 
 def without_instructions(passage: Passage) -> Passage:

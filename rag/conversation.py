@@ -8,9 +8,10 @@ from datetime import date
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from rag.answer import Answerer, AnswerEvent, ChatAnswerer
+from rag.answer import Answerer, ChatAnswerer
 from rag.config import AnswerConfig, RetrievalConfig, StoryConfig
 from rag.documents import by_article
+from rag.events import AnswerEvent
 from rag.retrieve import Query, Retrieval, retrieve
 from rag.store import Store
 from rag.stories import timeline, timeline_subject, with_stories

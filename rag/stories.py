@@ -10,12 +10,14 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from rag.answer import AnswerEvent, Citation, DatedLine, Sources, TextDelta, stems, term_weights
+from rag.answer import term_weights
 from rag.config import RetrievalConfig, StoryConfig
 from rag.dates import TimeFrame, time_frame
 from rag.documents import Passage
+from rag.events import AnswerEvent, Citation, DatedLine, Sources, TextDelta
 from rag.prompts import NO_ANSWER
 from rag.retrieve import Query, Retrieval, retrieve
+from rag.sentences import stems
 from rag.store import Report, Store
 
 _TIMELINE = re.compile(

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from rag.answer import AnswerEvent, Citation, Revised, Sources, TextDelta, sentences, stems
 from rag.documents import Passage
+from rag.events import AnswerEvent, Citation, Revised, SentenceCheck, Sources, TextDelta
+from rag.sentences import sentences, stems
 
 # One or more citation markers in a row: " [1]", "[1][3]", " [2, 4]".
 _MARKERS = re.compile(r"(?:\s?\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+")
@@ -41,17 +42,6 @@ _NAME = re.compile(r"(?<=[\s(\"“‘'-])([A-Z][A-Za-z’'.-]*[A-Za-z])")
 _COMMON_CAPITALS = frozenset(
     "I A The This That These Those It He She They We You Mr Mrs Ms Dr But And Or So Yet On In At As".split()
 )
-
-
-@dataclass(frozen=True)
-class SentenceCheck:
-    """One sentence of an answer, the citations it carries, and whether they support it."""
-
-    text: str  # without its markers
-    citations: tuple[int, ...]
-    supported: bool
-    reason: str | None = None  # why not, in words a reader can check
-    overlap: float = 1.0  # share of its words found in the passages it cites
 
 
 class Reviser(Protocol):

@@ -18,9 +18,10 @@ import pytest
 import rag.retrieve
 from conftest import ROOT, SEEDS
 from openai_server import openai_server
-from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer, Revised, Sources, TextDelta
+from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer
 from rag.config import Settings, with_overrides
 from rag.conversation import Turn, ask
+from rag.events import Revised, Sources, TextDelta
 from rag.prompts import NO_ANSWER
 from rag.retrieve import Query
 from rag.store import PassageFilter, open_store

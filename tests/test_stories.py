@@ -19,9 +19,10 @@ from conftest import (
     news_article,
     write_dam_story,
 )
-from rag.answer import DatedLine, ExtractiveAnswerer, Sources
+from rag.answer import ExtractiveAnswerer
 from rag.config import Settings
 from rag.conversation import ask
+from rag.events import DatedLine, Sources
 from rag.retrieve import Query
 from rag.store import Store, open_store
 from rag.stories import brief, timeline_subject

@@ -13,10 +13,11 @@ import pytest
 
 from conftest import DAM_FOLLOW_UP, DAM_WIRE, LIBRARY, ROOT, write_dam_story
 from openai_server import openai_server
-from rag.answer import ChatAnswerer, Citation, ExtractiveAnswerer, Revised, Sources
+from rag.answer import ChatAnswerer, ExtractiveAnswerer
 from rag.config import Settings
 from rag.conversation import ask
 from rag.documents import Passage
+from rag.events import Citation, Revised, Sources
 from rag.retrieve import Query
 from rag.store import open_store
 from rag.support import check_answer, facts
