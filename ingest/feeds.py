@@ -18,17 +18,10 @@ import feedparser
 import lxml.etree
 import lxml.html
 
-from ingest.articles import (
-    Failure,
-    as_text,
-    decode_html,
-    headline_from_url,
-    html_article,
-    normalize_text,
-    outlet_from_url,
-    web_url,
-)
+from ingest.fields import as_text, headline_from_url, outlet_from_url, web_url
+from ingest.html import decode_html, html_article
 from ingest.plan import StoredCatalog
+from ingest.text import Failure, normalize_text
 from ingest.web import Fetcher, FetchError
 from rag.documents import Article
 from rag.store import StoredArticle

@@ -13,12 +13,13 @@ from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from ingest.articles import Failure, read_articles
+from ingest.articles import read_articles
 from ingest.chunks import embedding_text, make_splitter, split_article
 from ingest.feeds import WebReader
 from ingest.plan import Plan, plan_run, recheck
 from ingest.sources import SourceFile, SourceSet, discover_files
 from ingest.stories import StoryIndex, group_stored
+from ingest.text import Failure
 from ingest.web import Fetcher, FetchState
 from rag.config import Settings
 from rag.documents import Article, Chunk

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ingest.articles import Failure
+from ingest.text import Failure
 from rag.documents import Article
 from rag.store import StoredArticle
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.articles import Failure, normalize_text, parse_published, read_articles
+from ingest.articles import read_articles
+from ingest.fields import parse_published
 from ingest.sources import SourceFile, discover_files
+from ingest.text import Failure, normalize_text
 from rag.config import Settings, load_settings
 from rag.documents import Article
 
