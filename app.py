@@ -134,16 +134,15 @@ def sidebar(config: Settings, store: Any, embedder: Any) -> dict[str, Any]:
     with st.sidebar:
         st.header("Corpus")
         overview = store.overview()
-        st.write(
-            f"{overview.articles} articles · {overview.passages} passages · {len(overview.outlets)} outlets"
-        )
+        st.write(overview.size_line())
         if overview.earliest:
             st.write(f"Published {overview.earliest[:10]} to {overview.latest[:10]}")
         if overview.undated:
-            st.write(f"{overview.undated} articles of unknown date")
+            st.write(f"{overview.undated:,} articles of unknown date")
         last = overview.last_ingest[:16].replace("T", " ") + " UTC" if overview.last_ingest else "never"
-        st.caption(f"Last ingest: {last} · folder {config.corpus_dir}")
-        if st.button("Ingest new articles"):
+        st.caption(f"Last ingest: {last}")
+        # What the button reads: this app's folder, which need not be what the store was built from.
+        if st.button("Ingest new articles", help=f"Reads the folder {config.corpus_dir} and the sources file"):
             run_ingest(config, store, embedder, corpus_sources(config))
         uploads = st.file_uploader("Add article files", type=UPLOAD_TYPES, accept_multiple_files=True)
         if uploads:

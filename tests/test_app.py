@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, SEEDS
+from rag.store.records import CorpusOverview
 from test_answer import CROSSING_QUESTION, write_crossing_story
 
 HOSTILE = (
@@ -84,6 +85,17 @@ def test_sidebar_ingest_shows_its_summary_and_the_article_becomes_answerable(
     assert "1 new, 0 changed" in summary
     ask(app, "Why did the ferry strike end?")
     assert "pay offer" in last_answer(app)
+
+
+def test_the_sidebar_counts_with_separators_and_names_what_its_button_reads(
+    app: AppTest, tmp_path: Path
+) -> None:
+    captions = " ".join(c.value for c in app.sidebar.caption)
+    assert captions.startswith("Last ingest: ") and "folder" not in captions  # built from seeds/, not corpus/
+    assert str(tmp_path / "corpus") in (app.sidebar.button[0].help or "")
+    assert any(m.value.startswith("1 article · ") for m in app.sidebar.markdown)
+    large = CorpusOverview(6624, 76895, ["Harbor Times"] * 1200, None, None, 0, None)  # as a store that size
+    assert large.size_line() == "6,624 articles · 76,895 passages · 1,200 outlets"
 
 
 def test_uploaded_article_is_saved_and_answerable(app: AppTest, tmp_path: Path) -> None:

@@ -86,6 +86,11 @@ class CorpusOverview:
     undated: int
     last_ingest: str | None
 
+    def size_line(self) -> str:
+        """The store's size in words: "6,624 articles · 76,895 passages · 212 outlets"."""
+        counts = ((self.articles, "article"), (self.passages, "passage"), (len(self.outlets), "outlet"))
+        return " · ".join(f"{n:,} {word}{'' if n == 1 else 's'}" for n, word in counts)
+
 
 @dataclass(frozen=True)
 class ArticleWrite:
