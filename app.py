@@ -142,7 +142,8 @@ def sidebar(config: Settings, store: Any, embedder: Any) -> dict[str, Any]:
         last = overview.last_ingest[:16].replace("T", " ") + " UTC" if overview.last_ingest else "never"
         st.caption(f"Last ingest: {last}")
         # What the button reads: this app's folder, which need not be what the store was built from.
-        if st.button("Ingest new articles", help=f"Reads the folder {config.corpus_dir} and the sources file"):
+        reads = f"Reads the folder {config.corpus_dir} and the sources file"
+        if st.button("Ingest new articles", help=reads):
             run_ingest(config, store, embedder, corpus_sources(config))
         uploads = st.file_uploader("Add article files", type=UPLOAD_TYPES, accept_multiple_files=True)
         if uploads:
