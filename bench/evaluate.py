@@ -38,8 +38,9 @@ from rag.documents import Passage
 from rag.embeddings import embedding_model_for
 from rag.events import Revised, Sources, TextDelta
 from rag.retrieve import ANSWER_PASSAGES, Query, Retrieval, content_terms, retrieve
+from rag.sentences import sentences
 from rag.store import UNDATED, PassageFilter, Store, StoreError, open_store
-from rag.support import is_refusal
+from rag.support import MARKERS, is_refusal
 
 RETRIEVERS = ("newsdesk", "dense", "keyword")
 DEPTH = 40  # passages ranked per question, enough to reach k distinct articles
@@ -72,6 +73,7 @@ class Outcome:
     cited: list[str]
     contains_answer: bool | None
     cites_gold: bool | None
+    first_sentence_contains: bool | None = None  # the answer's first sentence holds an accepted answer
     # The answer's sentences as the support check saw them (rag/support.py), and whether it declined.
     sentences: int = 0
     cited_sentences: int = 0
@@ -127,6 +129,13 @@ def contains_answer(answer: str, accepted: Sequence[str]) -> bool:
     return any(f" {normalize(a)} " in said for a in accepted if normalize(a))
 
 
+def first_sentence(answer: str) -> str:
+    """The answer's first sentence, its citation markers left out."""
+    text = MARKERS.sub("", answer).strip()
+    spans = sentences(text)
+    return text[spans[0][0] : spans[0][1]] if spans else text
+
+
 def rank_articles(passages: Sequence[Passage] | Sequence[str]) -> list[str]:
     """Article ids in the order their first passage appears."""
     ids = (p if isinstance(p, str) else p.article_id for p in passages)
@@ -151,6 +160,7 @@ def question_figures(outcomes: Sequence[Outcome], *, k: int) -> dict[str, list[f
     answered = [o for o in outcomes if o.answer is not None]
     if answered:
         figures["answer_contains"] = [float(bool(o.contains_answer)) for o in answered]
+        figures["first_sentence_contains"] = [float(bool(o.first_sentence_contains)) for o in answered]
         figures["answer_cites_gold"] = [float(bool(o.cites_gold)) for o in answered]
         figures["refusal"] = [float(bool(o.refused)) for o in answered]
         # What a reader is told when the sources may not cover the question: a refusal, or an answer
@@ -316,6 +326,9 @@ def evaluate(
             cited=cited,
             contains_answer=None if answer is None else contains_answer(answer, question.answers),
             cites_gold=None if answer is None else any(c in question.gold for c in cited),
+            first_sentence_contains=(
+                None if answer is None else contains_answer(first_sentence(answer), question.answers)
+            ),
             sentences=len(checks),
             cited_sentences=sum(1 for c in checks if c.citations),
             supported_cited=sum(1 for c in checks if c.citations and c.supported),

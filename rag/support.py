@@ -14,7 +14,7 @@ from rag.events import AnswerEvent, Citation, Revised, SentenceCheck, Sources, T
 from rag.sentences import sentences, stems
 
 # One or more citation markers in a row: " [1]", "[1][3]", " [2, 4]".
-_MARKERS = re.compile(r"(?:\s?\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+")
+MARKERS = re.compile(r"(?:\s?\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+")
 _MONTHS = "january february march april may june july august september october november december".split()
 _MONTH_ABBR = {m[:3]: m for m in _MONTHS} | {"sept": "september"}
 _MONTH_WORD = re.compile(
@@ -93,7 +93,7 @@ def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
     after a sentence's full stop belongs to that sentence)."""
     found: list[tuple[str, tuple[int, ...]]] = []
     position = 0
-    for run in _MARKERS.finditer(answer):
+    for run in MARKERS.finditer(answer):
         if run.start() < position:
             continue
         numbers = tuple(dict.fromkeys(int(n) for n in re.findall(r"\d+", run[0])))

@@ -7,7 +7,16 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from evaluate import Outcome, Question, contains_answer, interval, main, read_questions, summarize
+from evaluate import (
+    Outcome,
+    Question,
+    contains_answer,
+    first_sentence,
+    interval,
+    main,
+    read_questions,
+    summarize,
+)
 
 ARTICLES = [
     (
@@ -108,10 +117,14 @@ def test_eval_figures_match_hand_computed_values(eval_files, tmp_path, capsys) -
     assert figures["mrr@10"] == 0.75
     assert figures["recall@10"] == pytest.approx((1 + 1 + 0 + 0.5) / 4)
     assert figures["answer_contains"] == 0.75 and figures["answer_cites_gold"] == 0.75
+    assert 0 < figures["first_sentence_contains"] <= figures["answer_contains"]
     assert "4 new" in captured.err
     rows = {row["question_id"]: row for row in map(json.loads, out.read_text().splitlines())}
     assert rows["q3"]["gold_rank"] is None and ARTICLES[3][0] not in rows["q3"]["ranked"]
     assert "Lisbon" in rows["q1"]["answer"] and rows["q1"]["cited"] == [ARTICLES[0][0]]
+    first = first_sentence(rows["q1"]["answer"])
+    assert "[" not in first and rows["q1"]["answer"].startswith(first)
+    assert rows["q1"]["first_sentence_contains"] == ("Lisbon" in first)
     assert rows["q4"]["gold_found"] == 1
 
     # a second run reuses the store: nothing is embedded again
