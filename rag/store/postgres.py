@@ -227,7 +227,9 @@ class PostgresDatabase(CatalogDatabase):
         if not terms:
             return []
         ranked = self._ranked("headline", terms, rows, articles)
-        joined = "JOIN articles a ON a.rowid = r.rowid JOIN passages p ON p.article_id = a.article_id"
+        # (in the passages' collation, so that their index on article_id serves the join)
+        joined = "JOIN articles a ON a.rowid = r.rowid JOIN passages p ON p.article_id = (a.article_id"
+        joined += ' COLLATE "default")'
         return self._ranked_rows(ranked, columns, joined, where, "r.score DESC, p.chunk_index", k)
 
     def _ranked_rows(
@@ -288,12 +290,12 @@ class PostgresDatabase(CatalogDatabase):
         only the passages holding each of its stems are read."""
         stems = phrase.split(" ")
         sql = f"""SELECT * FROM (SELECT x.rowid, x.length, ?::text COLLATE "C" AS lexeme,
-                newsdesk_phrase_count(x.terms, ?::text[], true) * ?::float8
-                + newsdesk_phrase_count(x.terms, ?::text[], false) AS tf
+                newsdesk_phrase_tf(x.terms, ?::text[], ?) AS tf
             FROM passages x WHERE x.rowid IN (SELECT p.rowid FROM passage_postings p
-                WHERE p.lexeme = ANY(?::text[]) AND {which[0]} GROUP BY p.rowid HAVING count(*) = ?)) AS f
+                WHERE p.lexeme = ANY(?::text[]) AND {which[0]} GROUP BY p.rowid HAVING count(*) = ?)
+            AND x.terms @@ to_tsquery('simple', ?)) AS f
             WHERE tf > 0"""
-        return sql, [phrase, stems, title_weight, stems, stems, *which[1], len(set(stems))]
+        return sql, [phrase, stems, title_weight, stems, *which[1], len(set(stems)), _query([phrase])]
 
     def _statistics(self, index: str, terms: Sequence[str]) -> tuple[dict[str, float], float]:
         """Each term's inverse document frequency as FTS5 computes it, and the average length of the rows
@@ -342,7 +344,7 @@ _HEADLINE_WORDS = """SELECT t.rowid, t.title_length AS length, u.lexeme,
     AND t.rowid BETWEEN ? AND ? AND u.lexeme = ANY(?::text[])"""
 # A headline's occurrences of a phrase (its stems one after another)
 _HEADLINE_PHRASE = """SELECT t.rowid, t.title_length AS length, ?::text AS lexeme,
-    newsdesk_phrase_count(t.title_terms, ?::text[], false)::float8 AS tf
+    newsdesk_phrase_tf(t.title_terms, ?::text[], 1.0) AS tf
     FROM articles t WHERE t.title_terms @@ to_tsquery('simple', ?)"""
 _BM25 = "q.idf * m.tf * 2.2 / (m.tf + 1.2 * (0.25 + 0.75 * m.length / ?))"  # k1 = 1.2, b = 0.75, as FTS5
 

@@ -84,14 +84,20 @@ SCHEMA = (
             regexp_replace(text, '[[:punct:]\\u2018-\\u201d\\u2013\\u2014\\u2026]+', ' ', 'g'))
     $$""",
     # How often a phrase's stems (a question's word with punctuation inside: "five-year", "Trump's") stand one
-    # after another in a tsvector, within its headline (weight A) or within its text, as FTS5 matches a phrase
-    """CREATE OR REPLACE FUNCTION newsdesk_phrase_count(terms TSVECTOR, stems TEXT[], in_title BOOLEAN)
-    RETURNS INTEGER LANGUAGE sql IMMUTABLE AS $$
-        SELECT count(*)::integer FROM unnest(terms) AS w, unnest(w.positions, w.weights) AS first(at, weight)
-        WHERE w.lexeme = stems[1] AND (first.weight = 'A') = in_title AND NOT EXISTS (
+    # after another in a tsvector, within its headline (weight A, counted `title_weight` times) or within its
+    # text, as FTS5 matches a phrase. Only the phrase's own lexemes are unnested from the vector.
+    "DROP FUNCTION IF EXISTS newsdesk_phrase_count(TSVECTOR, TEXT[], BOOLEAN)",
+    """CREATE OR REPLACE FUNCTION newsdesk_phrase_tf(terms TSVECTOR, stems TEXT[], title_weight FLOAT8)
+    RETURNS FLOAT8 LANGUAGE sql IMMUTABLE AS $$
+        WITH w AS MATERIALIZED (
+            SELECT u.lexeme, p.at, p.weight
+            FROM unnest(terms) AS u, unnest(u.positions, u.weights) AS p(at, weight)
+            WHERE u.lexeme = ANY(stems))
+        SELECT coalesce(sum(CASE WHEN f.weight = 'A' THEN title_weight ELSE 1 END), 0) FROM w AS f
+        WHERE f.lexeme = stems[1] AND NOT EXISTS (
             SELECT 1 FROM generate_series(2, cardinality(stems)) AS i WHERE NOT EXISTS (
-                SELECT 1 FROM unnest(terms) AS o, unnest(o.positions, o.weights) AS next(at, weight)
-                WHERE o.lexeme = stems[i] AND next.at = first.at + i - 1 AND next.weight = first.weight))
+                SELECT 1 FROM w AS o
+                WHERE o.lexeme = stems[i] AND o.at = f.at + i - 1 AND o.weight = f.weight))
     $$""",
     "CREATE TABLE IF NOT EXISTS headline_terms (lexeme TEXT PRIMARY KEY, rows BIGINT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS bm25_totals (
