@@ -286,16 +286,17 @@ class PostgresDatabase(CatalogDatabase):
         self, phrase: str, which: tuple[str, list[Any]], title_weight: float
     ) -> tuple[str, list[Any]]:
         """SELECT (rowid, length, lexeme: the phrase, tf) of the passages among the rows `which` picks of
-        the postings (alias p) where a phrase stands, tf as the postings' (headline × title weight + text);
-        only the passages holding each of its stems are read."""
+        the postings (alias p) where a phrase stands, tf as the postings' (headline × title weight + text).
+        The postings of its rarest stem lead; PostgreSQL's phrase match keeps those holding the phrase."""
         stems = phrase.split(" ")
+        held = dict(self.rows("SELECT lexeme, rows FROM passage_terms WHERE lexeme = ANY(?)", (stems,)))
+        rarest = min(stems, key=lambda stem: held.get(stem, 0))
         sql = f"""SELECT * FROM (SELECT x.rowid, x.length, ?::text COLLATE "C" AS lexeme,
                 newsdesk_phrase_tf(x.terms, ?::text[], ?) AS tf
-            FROM passages x WHERE x.rowid IN (SELECT p.rowid FROM passage_postings p
-                WHERE p.lexeme = ANY(?::text[]) AND {which[0]} GROUP BY p.rowid HAVING count(*) = ?)
-            AND x.terms @@ to_tsquery('simple', ?)) AS f
+            FROM passage_postings p JOIN passages x ON x.rowid = p.rowid
+            WHERE p.lexeme = ? AND {which[0]} AND x.terms @@ to_tsquery('simple', ?)) AS f
             WHERE tf > 0"""
-        return sql, [phrase, stems, title_weight, stems, *which[1], len(set(stems)), _query([phrase])]
+        return sql, [phrase, stems, title_weight, rarest, *which[1], _query([phrase])]
 
     def _statistics(self, index: str, terms: Sequence[str]) -> tuple[dict[str, float], float]:
         """Each term's inverse document frequency as FTS5 computes it, and the average length of the rows
