@@ -287,16 +287,27 @@ class PostgresDatabase(CatalogDatabase):
     ) -> tuple[str, list[Any]]:
         """SELECT (rowid, length, lexeme: the phrase, tf) of the passages among the rows `which` picks of
         the postings (alias p) where a phrase stands, tf as the postings' (headline × title weight + text).
-        The postings of its rarest stem lead; PostgreSQL's phrase match keeps those holding the phrase."""
+        The postings of its rarest stem lead; each other stem's posting of the same passage is looked up,
+        and the phrase counted where their positions follow one another within the headline or the text (a
+        posting's first `in_title` positions are its headline's)."""
         stems = phrase.split(" ")
         held = dict(self.rows("SELECT lexeme, rows FROM passage_terms WHERE lexeme = ANY(?)", (stems,)))
-        rarest = min(stems, key=lambda stem: held.get(stem, 0))
-        sql = f"""SELECT * FROM (SELECT x.rowid, x.length, ?::text COLLATE "C" AS lexeme,
-                newsdesk_phrase_tf(x.terms, ?::text[], ?) AS tf
-            FROM passage_postings p JOIN passages x ON x.rowid = p.rowid
-            WHERE p.lexeme = ? AND {which[0]} AND x.terms @@ to_tsquery('simple', ?)) AS f
+        lead = min(range(len(stems)), key=lambda n: held.get(stems[n], 0))
+        others = [n for n in range(len(stems)) if n != lead]
+        joins = "".join(
+            f" JOIN passage_postings q{n} ON q{n}.lexeme = ? AND q{n}.rowid = p.rowid" for n in others
+        )
+        follows = "".join(
+            f" AND (array_position(q{n}.at, (f.x + {n - lead})::smallint) <= q{n}.in_title)"
+            " = (f.o <= p.in_title)"
+            for n in others
+        )
+        sql = f"""SELECT * FROM (SELECT p.rowid, p.length, ?::text COLLATE "C" AS lexeme,
+                (SELECT coalesce(sum(CASE WHEN f.o <= p.in_title THEN ?::float8 ELSE 1 END), 0)
+                 FROM unnest(p.at) WITH ORDINALITY AS f(x, o) WHERE TRUE{follows}) AS tf
+            FROM passage_postings p{joins} WHERE p.lexeme = ? AND {which[0]}) AS phrased
             WHERE tf > 0"""
-        return sql, [phrase, stems, title_weight, rarest, *which[1], _query([phrase])]
+        return sql, [phrase, title_weight, *(stems[n] for n in others), stems[lead], *which[1]]
 
     def _statistics(self, index: str, terms: Sequence[str]) -> tuple[dict[str, float], float]:
         """Each term's inverse document frequency as FTS5 computes it, and the average length of the rows

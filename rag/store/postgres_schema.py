@@ -61,12 +61,17 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS vector_splits (shelf TEXT PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS outlets (outlet TEXT PRIMARY KEY, articles INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS passage_terms (lexeme TEXT PRIMARY KEY, rows BIGINT NOT NULL)",
-    # Each stem of each passage: how often in its headline and in its text, and the passage's length
+    # Each stem of each passage: how often in its headline and in its text, the passage's length, and where
+    # it stands (its positions, the headline's first: a phrase's stems are found one after another there)
     """CREATE TABLE IF NOT EXISTS passage_postings (
         lexeme TEXT COLLATE "C" NOT NULL, rowid BIGINT NOT NULL, in_title SMALLINT NOT NULL,
-        in_text SMALLINT NOT NULL, length INTEGER NOT NULL,
+        in_text SMALLINT NOT NULL, length INTEGER NOT NULL, at SMALLINT[],
         PRIMARY KEY (lexeme, rowid) INCLUDE (in_title, in_text, length)
     )""",  # a search reads the index alone
+    # (catalogs made before the positions were kept get them once)
+    "ALTER TABLE passage_postings ADD COLUMN IF NOT EXISTS at SMALLINT[]",
+    """UPDATE passage_postings AS p SET at = u.positions FROM passages AS x, unnest(x.terms) AS u
+        WHERE p.at IS NULL AND x.rowid = p.rowid AND u.lexeme = p.lexeme""",
     # Words as FTS5's index has them (its unicode61 tokenizer, its Porter stemmer): split at punctuation,
     # stop words kept, each stemmed by Porter's algorithm.
     """DO $$ BEGIN
@@ -128,7 +133,7 @@ SCHEMA = (
             INSERT INTO passage_postings
                 SELECT t.lexeme, changed.rowid, coalesce(cardinality(array_positions(t.weights, 'A')), 0),
                        cardinality(t.positions) - coalesce(cardinality(array_positions(t.weights, 'A')), 0),
-                       changed.length
+                       changed.length, t.positions
                 FROM changed, unnest(changed.terms) AS t;
         ELSE
             DELETE FROM passage_postings AS p USING changed, unnest(changed.terms) AS t
