@@ -26,11 +26,43 @@ if TYPE_CHECKING:
 # A sentence naming things the question does not (names, numbers) may answer it; one that only restates
 # the question answers nothing (see AnswerConfig.new_fact_bonus).
 _NAME_OR_NUMBER = re.compile(r"(?<![.!?]\s)(?<!^)\b(?:[A-Z][\w’'.-]*|\$?\d[\d,.%]*)")
+# What a question asks for: a number or an amount, a date, or else a name (a person, place, organisation).
+_ASKS_NUMBER = re.compile(
+    r"\bhow (?:many|much|long|old|far|often|big|large|high|fast)\b|\bby how\b"
+    r"|\b(?:what|which) (?:\w+ )?(?:percentage|percent|share|number|amount|figure|price|cost|age|rate|sum"
+    r"|total|tally|toll|count)\b",
+    re.IGNORECASE,
+)
+_ASKS_DATE = re.compile(r"^\W*when\b|\b(?:what|which) (?:date|day|year|month)\b|\bsince when\b", re.I)
+_NUMBER = re.compile(
+    r"\$?\d[\d,.]*%?|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty"
+    r"|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|trillion|dozens?|half)\b",
+    re.IGNORECASE,
+)
+_DATE = re.compile(
+    r"\b(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}\b|\d{1,2} (?:jan|feb|mar"
+    r"|apr|may|jun|jul|aug|sep|oct|nov|dec)|(?:mon|tues|wednes|thurs|fri|satur|sun)day|(?:19|20)\d\d\b"
+    r"|yesterday|today|tomorrow|last (?:week|month|year)|next (?:week|month|year))",
+    re.IGNORECASE,
+)
 # Sentences written to steer a language model are quoted by no honest answer.
 _INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|prompts?|rules)\b|\b(system prompt|you are now)\b",
     re.I,
 )
+# Page furniture a sentence splitter leaves among the sentences: times a page was updated, bylines, share
+# and sign-up prompts, photo credits. Only a short "sentence" is furniture.
+_FURNITURE = re.compile(
+    r"(?:(?:last )?(?:updated|modified|published|posted)):? (?:on |at )?"
+    r"(?:\d|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)\w*\b|\w+ ago).*"
+    r"|(?:share (?:this|the|on|via|to)|sign up|subscribe to|follow us|click here|read more)\b.*"
+    r"|leave a comment\b.*"
+    r"|(?:watch|listen|read|related|video|photos?|images?|credits?|file photo) ?:.*"
+    r"|\(?\d{1,2}:\d{2} ?[ap]\.?m\.?(?: [A-Z]{2,4})?\)?\.?",
+    re.IGNORECASE,
+)
+_BYLINE = re.compile(r"By [A-Z][\w.'’-]*(?: [A-Z][\w.'’-]*){0,3}(?:(?:,| and|, and) [A-Z][\w.'’ -]*)*\.?")
+_FURNITURE_WORDS = 12
 _FOLLOW_UP = re.compile(
     r"^(and|but|so|also|then|what about|how about)\b|\b(he|she|it|they|them|his|her|its|their|that|those)\b",
     re.I,
@@ -75,15 +107,14 @@ class ExtractiveAnswerer:
 
     def _choose(self, question: str, passages: Sequence[Passage]) -> list[tuple[int, tuple[int, int]]]:
         """Pick (passage number, sentence span) pairs that answer the question, best first."""
-        wanted = stems(question)
+        wanted, asked = stems(question), asks_for(question)
         if not wanted or not passages:
             return []
         candidates = [
             (number, span, stems(passage.text[span[0] : span[1]]))
             for number, passage in enumerate(passages, start=1)
             for span in sentences(passage.text)
-            if not _INSTRUCTION.search(passage.text[span[0] : span[1]])
-            and not passage.text[span[0] : span[1]].endswith("?")  # a question answers nothing
+            if _quotable(passage.text[span[0] : span[1]])
         ]
         weight = term_weights(wanted, [words for _, _, words in candidates])
         total = sum(weight.values())
@@ -103,16 +134,26 @@ class ExtractiveAnswerer:
                 # Coverage decides; new names or numbers and the passage's retrieval rank (dates included)
                 # weigh in, so the answering sentence of the best story wins over a restatement.
                 text = passages[number - 1].text[span[0] : span[1]]
+                kind = names_asked_for(text, asked, wanted)
                 bonus = c.new_fact_bonus * min(_new_facts(text, wanted) / 2, 1.0)
                 rank = c.rank_weight * passages[number - 1].score / top
-                scored.append((covered + bonus + rank, number, span))
+                scored.append((covered + bonus + rank, number, span, kind))
         scored.sort(key=lambda item: item[0], reverse=True)
         best = scored[0][0] if scored else 0.0
-        return [
-            (number, span)
-            for score, number, span in scored[: c.max_sentences]
-            if score >= c.keep_within * best
-        ]
+        chosen: dict[str, tuple[bool, int, tuple[int, int]]] = {}  # one sentence of each wording
+        for score, number, span, kind in scored:
+            if len(chosen) == c.max_sentences or score < c.keep_within * best:
+                break
+            said = passages[number - 1].text[span[0] : span[1]]
+            wording = " ".join(re.findall(r"\w+", said.lower()))
+            chosen.setdefault(wording, (kind, number, span))
+        # The best sentence naming a thing of the kind asked for leads; the rest keep their order. A number
+        # or a date asked for is brought in when no chosen sentence gives one (a name is in most sentences).
+        ordered = sorted(chosen.values(), key=lambda item: not item[0])
+        if ordered and not ordered[0][0] and asked != "name":
+            lead = next(((True, number, span) for _, number, span, kind in scored if kind), None)
+            ordered = ([lead] + ordered)[: c.max_sentences] if lead else ordered
+        return [(number, span) for _, number, span in ordered]
 
     def standalone_question(self, question: str, history: Sequence[str]) -> str:
         """Carry the earlier question's subject into a follow-up that leans on it."""
@@ -120,6 +161,35 @@ class ExtractiveAnswerer:
             return question
         carried = [t for t in content_terms(history[-1]) if t not in content_terms(question)]
         return f"{question} ({' '.join(carried)})" if carried else question
+
+
+def _quotable(sentence: str) -> bool:
+    """Whether an answer may quote a sentence: not an instruction to a language model, not a question (it
+    answers nothing), not a line that only introduces what follows ("The following were named:"), and not
+    page furniture ("Updated 3:05 p.m. ET", a byline, a share prompt)."""
+    if _INSTRUCTION.search(sentence) or sentence.endswith(("?", ":")):
+        return False
+    short = len(sentence.split()) <= _FURNITURE_WORDS
+    return not (short and (_FURNITURE.fullmatch(sentence) or _BYLINE.fullmatch(sentence)))
+
+
+def asks_for(question: str) -> str:
+    """The kind of thing a question asks for: "number" (how many, what percentage), "date" (when), or
+    "name" (who, where, which country, what company: the commonest kind)."""
+    if _ASKS_NUMBER.search(question):
+        return "number"
+    return "date" if _ASKS_DATE.search(question) else "name"
+
+
+def names_asked_for(sentence: str, kind: str, wanted: set[str]) -> bool:
+    """Whether a sentence names a thing of the asked-for kind that the question itself does not name."""
+    if kind == "number":
+        found = _NUMBER.findall(sentence)
+    elif kind == "date":
+        found = _DATE.findall(sentence)
+    else:
+        found = [t for t in _NAME_OR_NUMBER.findall(sentence) if t[0] not in "$0123456789"]
+    return any(stem(token.lower().strip(".,$%")) not in wanted for token in found)
 
 
 def _new_facts(sentence: str, wanted: set[str]) -> int:

@@ -21,6 +21,7 @@ from openai_server import openai_server
 from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer
 from rag.config import Settings, with_overrides
 from rag.conversation import Turn, ask
+from rag.documents import Passage
 from rag.events import Revised, Sources, TextDelta
 from rag.prompts import NO_ANSWER
 from rag.retrieve import Query
@@ -542,3 +543,50 @@ def test_reporting_comes_before_an_opinion_piece_unless_opinions_are_asked(
 )
 def test_opinion_pieces_are_told_by_their_section_or_headline(url, title, opinion) -> None:
     assert rag.retrieve.is_opinion(url, title) is opinion
+
+
+def _passage(n: int, text: str, *, article: str | None = None) -> Passage:
+    return Passage(
+        chunk_id=f"{article or n}::0", article_id=article or f"https://news.example/{n}", text=text,
+        title="Harbour wall", outlet="Harbor Times", author=None, url=None, published_at="2024-05-02",
+        start=0, end=len(text), score=1.0 - n / 10,
+    )  # fmt: skip
+
+
+def test_the_offline_answer_quotes_no_furniture_no_list_opener_and_no_sentence_twice() -> None:
+    page = (
+        "Updated 3:05 p.m. ET\nBy Jane Smith, Harbor Times\n"
+        "The council named the firms that will rebuild the harbour wall: \n"
+        "The following firms were named by the harbour council:\n"
+        "Harbour wall rebuilding will be done by Dunmore Builders and Quayside Works, the council said.\n"
+        "Share this article\n"
+    )
+    copy = "Harbour wall rebuilding will be done by Dunmore Builders and Quayside Works, the council said."
+    passages = [_passage(1, page), _passage(2, copy, article="https://other.example/copy")]
+    events = list(ExtractiveAnswerer().answer("Which firms will rebuild the harbour wall?", passages,
+                                              as_of=date(2024, 5, 3)))  # fmt: skip
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert text.startswith("Harbour wall rebuilding will be done by Dunmore Builders")
+    assert text.count("Dunmore Builders") == 1, "the copy's identical sentence is not quoted again"
+    for furniture in ("Updated", "Jane Smith", "Share this", "were named by", "firms that will rebuild"):
+        assert furniture not in text
+
+
+def test_an_offline_follow_up_asking_when_gets_the_sentence_with_the_date(
+    ingest, config, embedder, tmp_path
+) -> None:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "ferry.md").write_text(
+        "---\ntitle: New ferry route to Inishmore\noutlet: Coastal Post\npublished: 2024-05-08\n---\n"
+        "The harbour board will run a new ferry route to Inishmore from the summer. "
+        "The new ferry route will serve the island with two electric ferries built in Norway. "
+        "The board announced it on Tuesday, May 7, after a year of talks.\n"
+    )
+    ingest(folder)
+    first = answer(config, embedder, "Which island will the new ferry route serve?", as_of=date(2024, 5, 9))
+    assert "Inishmore" in first.text
+    follow = answer(
+        config, embedder, "When was that announced?", history=[first.turn.standalone], as_of=date(2024, 5, 9)
+    )
+    assert follow.text.startswith("The board announced it on Tuesday, May 7"), follow.text
