@@ -36,10 +36,13 @@ class PostgresDatabase(CatalogDatabase):
         self._phrases_of: dict[str, tuple[int, int]] = {}  # each index's rows and tokens when counted
         self._lock_connection: psycopg.Connection[Any] | None = None
         try:
-            # Room to sort and group a question's postings in memory (PostgreSQL's default is 4 MB)
+            # Room to sort and group a question's postings in memory (PostgreSQL's default is 4 MB), and a
+            # plan for each statement's own values: psycopg prepares a statement run five times, and the plan
+            # PostgreSQL then keeps for any values made a headline search take 32 ms at p50 instead of 4.5.
             self.connection = psycopg.connect(
-                url, autocommit=True, connect_timeout=10, options="-c work_mem=32MB"
-            )
+                url, autocommit=True, connect_timeout=10,
+                options="-c work_mem=32MB -c plan_cache_mode=force_custom_plan",
+            )  # fmt: skip
         except psycopg.OperationalError as error:
             where = url.split("@")[-1]  # never the password
             raise StoreError(f"Could not connect to PostgreSQL at {where}: {error}".strip()) from error
