@@ -9,6 +9,9 @@ in its own process (so peak RSS is its own):
 - newsdesk: `python -m ingest`'s pipeline (read, split, embed, write Chroma + keyword index + catalog);
 - rerun: the same ingest again with nothing changed;
 - postgres, postgres rerun (with --database-url): newsdesk and its rerun with the catalog in PostgreSQL;
+  with --vectors-from STORE (a store built from the same articles), newsdesk and postgres take that store's
+  vectors instead of the model's and so measure ingest beyond the model (a passage it lacks is embedded, and
+  counted as embedded_here);
 - story grouping: the part of newsdesk's time spent grouping articles into stories (MinHash, lead vectors);
 - tutorial: `VectorStoreIndex.from_documents` into Chroma with the same model and llama-index's
   SentenceSplitter at the same size (in the model's tokens) and its defaults otherwise, each Document carrying
@@ -45,25 +48,65 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def phase_newsdesk(sample: Path, data_dir: Path, database_url: str | None = None) -> dict[str, float]:
+class StoredVectors:
+    """The vectors a store built from the same articles holds, handed to ingest in place of the model's (by
+    the text embedded): ingest then costs what it costs beyond the model. A text the store lacks is
+    embedded."""
+
+    def __init__(self, folder: Path) -> None:
+        import numpy as np
+
+        from rag.config import load_settings
+        from rag.store import open_store
+
+        with open_store(load_settings(data_dir=folder, CHROMA_HOST=None, CHROMA_PORT=None)) as store:
+            rows = store.database.rows(
+                "SELECT p.chunk_id, a.title, p.text FROM passages p "
+                "JOIN articles a ON a.article_id = p.article_id"
+            )
+            vectors = store.passage_vectors([cid for cid, _, _ in rows])
+        kept = [(f"{title}\n\n{text}" if title else text, cid) for cid, title, text in rows if cid in vectors]
+        self.index = {text: n for n, (text, _) in enumerate(kept)}
+        self.vectors = np.asarray([vectors[cid] for _, cid in kept], dtype=np.float32)
+        self.model: object | None = None
+        self.missed = 0
+
+    def get_text_embedding_batch(self, texts: list[str]) -> list[list[float]]:
+        missing = [t for t in texts if t not in self.index]
+        if missing:
+            from rag.config import Settings
+            from rag.embeddings import embedding_model_for
+
+            self.model = self.model or embedding_model_for(Settings())
+            self.missed += len(missing)
+            made = dict(zip(missing, self.model.get_text_embedding_batch(missing), strict=True))  # type: ignore[attr-defined]
+        return [self.vectors[self.index[t]].tolist() if t in self.index else made[t] for t in texts]
+
+
+def phase_newsdesk(
+    sample: Path, data_dir: Path, database_url: str | None = None, vectors_from: Path | None = None
+) -> dict[str, float]:
     from ingest.pipeline import ingest_paths
     from rag.config import Settings
     from rag.embeddings import embedding_model_for
     from rag.store import open_store
 
     config = Settings(data_dir=data_dir, database_url=database_url)
+    stored = StoredVectors(vectors_from) if vectors_from else None
     started = time.perf_counter()
     with open_store(config) as store:
         summary = ingest_paths(
-            [sample], config=config, store=store, embedder=lambda: embedding_model_for(config)
+            [sample], config=config, store=store, embedder=lambda: stored or embedding_model_for(config)
         )
     seconds = time.perf_counter() - started
+
     articles = summary.new + summary.changed + summary.unchanged + summary.duplicate
     return {
         "seconds": seconds,
         "articles": articles,
         "passages": summary.chunks_written,
         "story_seconds": summary.story_seconds,
+        **({"embedded_here": stored.missed} if stored else {}),  # passages the stored vectors lacked
     }
 
 
@@ -140,9 +183,12 @@ def phase_tutorial(sample: Path, data_dir: Path) -> dict[str, float]:
     }
 
 
-def run_phase(name: str, sample: Path, workdir: Path, database_url: str | None) -> dict[str, float]:
+def run_phase(
+    name: str, sample: Path, workdir: Path, database_url: str | None, vectors_from: Path | None = None
+) -> dict[str, float]:
     """Run one phase in a child process and return its figures."""
     catalog = ["--database-url", database_url] if database_url else []
+    catalog += ["--vectors-from", str(vectors_from)] if vectors_from else []
     result = subprocess.run(
         [
             sys.executable,
@@ -218,6 +264,13 @@ def main() -> None:
         help="an empty PostgreSQL database: also run newsdesk and its rerun with the catalog there "
         "(phases postgres, postgres rerun)",
     )
+    parser.add_argument(
+        "--vectors-from",
+        type=Path,
+        metavar="STORE",
+        help="a store built from the same articles: newsdesk and postgres take its vectors instead of "
+        "running the model, so they measure what ingest costs beyond it",
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--sample", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -226,10 +279,14 @@ def main() -> None:
     if args.phase:
         figures = {
             "model": lambda: phase_model(args.sample),
-            "newsdesk": lambda: phase_newsdesk(args.sample, args.workdir / "newsdesk"),
+            "newsdesk": lambda: phase_newsdesk(
+                args.sample, args.workdir / "newsdesk", None, args.vectors_from
+            ),
             "rerun": lambda: phase_newsdesk(args.sample, args.workdir / "newsdesk"),
             "tutorial": lambda: phase_tutorial(args.sample, args.workdir / "tutorial"),
-            "postgres": lambda: phase_newsdesk(args.sample, args.workdir / "postgres", args.database_url),
+            "postgres": lambda: phase_newsdesk(
+                args.sample, args.workdir / "postgres", args.database_url, args.vectors_from
+            ),
             "postgres rerun": lambda: phase_newsdesk(
                 args.sample, args.workdir / "postgres", args.database_url
             ),
@@ -249,7 +306,7 @@ def main() -> None:
             wanted |= {"postgres", "postgres rerun"}
         phases = ("model", "newsdesk", "rerun", "postgres", "postgres rerun", "tutorial")
         for name in [p for p in phases if p in wanted]:
-            figures[name] = run_phase(name, sample, workdir, args.database_url)
+            figures[name] = run_phase(name, sample, workdir, args.database_url, args.vectors_from)
             print(f"{name}: {figures[name]}", file=sys.stderr, flush=True)
         print(f"{args.articles} articles from {args.corpus.name}\n")
         print(report(figures))
