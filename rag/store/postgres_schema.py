@@ -66,12 +66,22 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS passage_postings (
         lexeme TEXT COLLATE "C" NOT NULL, rowid BIGINT NOT NULL, in_title SMALLINT NOT NULL,
         in_text SMALLINT NOT NULL, length INTEGER NOT NULL, at SMALLINT[],
-        PRIMARY KEY (lexeme, rowid) INCLUDE (in_title, in_text, length)
+        PRIMARY KEY (lexeme, rowid) INCLUDE (in_title, in_text, length, at)
     )""",  # a search reads the index alone
-    # (catalogs made before the positions were kept get them once)
+    # (catalogs made before the positions were kept get them once, in the table and in its index)
     "ALTER TABLE passage_postings ADD COLUMN IF NOT EXISTS at SMALLINT[]",
     """UPDATE passage_postings AS p SET at = u.positions FROM passages AS x, unnest(x.terms) AS u
         WHERE p.at IS NULL AND x.rowid = p.rowid AND u.lexeme = p.lexeme""",
+    """DO $$ BEGIN
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_index AS i JOIN pg_attribute AS a ON a.attrelid = i.indrelid
+            WHERE i.indrelid = 'passage_postings'::regclass AND i.indisprimary AND a.attname = 'at'
+            AND a.attnum = ANY(i.indkey)
+        ) THEN
+            ALTER TABLE passage_postings DROP CONSTRAINT passage_postings_pkey,
+                ADD PRIMARY KEY (lexeme, rowid) INCLUDE (in_title, in_text, length, at);
+        END IF;
+    END $$""",
     # Words as FTS5's index has them (its unicode61 tokenizer, its Porter stemmer): split at punctuation,
     # stop words kept, each stemmed by Porter's algorithm.
     """DO $$ BEGIN
