@@ -107,7 +107,7 @@ def show_events(events: Any) -> tuple[str, list[DatedLine], Sources]:
     text = slot.write_stream(stream())
     if revised:  # the check found unsupported sentences and the model rewrote them: the rewrite replaces it
         many = "sentence was" if revised[0].unsupported == 1 else "sentences were"
-        text = escape_markdown(revised[0].text)
+        text = escape_markdown(revised[-1].text)  # citations given, then a rewrite: the last is shown
         slot.markdown(text)
         with st.expander(
             f"Revised after checking: {revised[0].unsupported} {many} not supported by its sources"

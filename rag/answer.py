@@ -18,7 +18,7 @@ from rag.documents import Passage
 from rag.events import AnswerEvent, Citation, Sources, TextDelta
 from rag.prompts import NO_ANSWER, answer_messages, revise_messages, rewrite_messages
 from rag.retrieve import content_terms
-from rag.sentences import sentences, stem, stems
+from rag.sentences import closest_spans, sentences, stem, stems
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
@@ -300,11 +300,7 @@ def _chat_citations(answer: str, tracker: CitationTracker, passages: Sequence[Pa
         claims = " ".join(
             answer[s:e] for s, e in sentences(answer) if f"[{number}]" in answer[s : min(e + 8, len(answer))]
         )
-        wanted = stems(claims)
-        scored = [(len(wanted & stems(passage.text[s:e])), (s, e)) for s, e in sentences(passage.text)]
-        best = max((score for score, _ in scored), default=0)
-        highlights = tuple(span for score, span in scored if best and score == best)
-        citations.append(Citation(number, passage, highlights))
+        citations.append(Citation(number, passage, closest_spans(claims, passage.text)))
     return citations
 
 

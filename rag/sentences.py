@@ -61,3 +61,11 @@ def stem(word: str) -> str:
 def stems(text: str) -> set[str]:
     """The stemmed content words of a text."""
     return {stem(word) for word in content_terms(text)}
+
+
+def closest_spans(claim: str, text: str) -> tuple[tuple[int, int], ...]:
+    """The spans of the sentences of a text that share most words with a claim (none when none share)."""
+    wanted = stems(claim)
+    scored = [(len(wanted & stems(text[a:b])), (a, b)) for a, b in sentences(text)]
+    best = max((score for score, _ in scored), default=0)
+    return tuple(span for score, span in scored if best and score == best)

@@ -231,3 +231,24 @@ def test_the_command_line_marks_unsupported_sentences_and_json_carries_the_verdi
         {"text": "Damage was put at $40 million.", "citations": [1], "supported": False,
          "reason": "“$40 million” is not in [1]"}
     ]  # fmt: skip
+
+
+def test_a_chat_sentence_without_a_marker_is_given_the_passage_that_supports_it() -> None:
+    from rag.events import TextDelta
+    from rag.support import with_checks
+
+    found = [CITED[0].passage, CITED[2].passage, CITED[1].passage]  # as retrieval ranked them
+    draft = (
+        "The Millbrook dam failed and thousands fled. The council keeps the Springfield library open on "
+        "Sundays. The mayor resigned over the flood."
+    )
+    events = [TextDelta(draft), Sources([], 0, "chat model tiny")]
+    out = list(with_checks(events, min_overlap=0.5, passages=found))
+    (revised,) = [e for e in out if isinstance(e, Revised)]
+    assert revised.draft == draft and revised.unsupported == 3
+    assert revised.text.startswith("The Millbrook dam failed and thousands fled. [1] The council keeps")
+    assert "on Sundays. [2] The mayor resigned over the flood." in revised.text
+    sources = out[-1]
+    assert [c.passage.article_id for c in sources.citations] == ["a1", "a3"]
+    assert [c.supported for c in sources.checks] == [True, True, False]  # no passage says the last
+    assert all(c.highlights for c in sources.citations)
