@@ -68,10 +68,9 @@ def with_checks(
         if isinstance(event, TextDelta):
             written.append(event.text)
         elif isinstance(event, Sources) and not is_refusal(draft := "".join(written)):
+            # a chat model's sentences without markers, given the passage that says them
             attached = attach_citations(draft, event.citations, passages, min_overlap=min_overlap)
-            if (
-                attached is not None
-            ):  # a chat model's sentences without markers, given the passage saying them
+            if attached is not None:
                 draft, citations, uncited = attached
                 yield Revised(draft, "".join(written), uncited)
                 event = replace(event, citations=citations)
@@ -104,15 +103,17 @@ def attach_citations(
     cited = list(citations)
     number_of = {c.passage.chunk_id: c.number for c in cited}
     evidence = [Evidence.of(p.text) for p in passages]
-    placed, cursor, found = [], 0, 0
+    placed: list[tuple[int, int]] = []  # (where a marker goes, its number)
+    cursor = 0
     for text in uncited:
         at = answer.find(text, cursor)
         if at < 0:
             continue
         cursor = at + len(text)
-        stated = facts(text)  # words alone are too weak a tie: a sentence naming nothing is left uncited
-        found_in = (n for n, e in enumerate(evidence) if stated and _supports(text, stated, e, min_overlap))
-        source = next(found_in, None)
+        stated = facts(text)
+        if not stated:  # words alone are too weak a tie: a sentence naming nothing is left uncited
+            continue
+        source = next((n for n, e in enumerate(evidence) if _supports(text, stated, e, min_overlap)), None)
         if source is None:
             continue
         passage = passages[source]
@@ -120,8 +121,7 @@ def attach_citations(
             number_of[passage.chunk_id] = len(cited) + 1
             cited.append(Citation(len(cited) + 1, passage, closest_spans(text, passage.text)))
         placed.append((cursor, number_of[passage.chunk_id]))
-        found += 1
-    if not found:
+    if not placed:
         return None
     for end, number in reversed(placed):
         answer = f"{answer[:end]} [{number}]{answer[end:]}"
