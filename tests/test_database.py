@@ -62,7 +62,7 @@ def test_a_write_is_seen_by_others_only_once_committed(connect) -> None:  # type
     assert reader.rows("SELECT id FROM notes") == [(1,)]
 
 
-def test_a_list_of_values_matches_exactly_those(connect) -> None:  # type: ignore[no-untyped-def]
+def test_a_list_of_values_matches_exactly_those_and_keeps_their_order(connect) -> None:  # type: ignore[no-untyped-def]
     db = connect()
     db.execute("CREATE TABLE notes (id TEXT PRIMARY KEY, pct TEXT)")
     names = ["harbor", "it's", 'say "no"', "50% off", "what?"]
@@ -71,6 +71,12 @@ def test_a_list_of_values_matches_exactly_those(connect) -> None:  # type: ignor
         test, values = db.in_list(wanted)
         found = db.rows(f"SELECT id FROM notes WHERE id {test} ORDER BY id", (values,))
         assert [row[0] for row in found] == sorted(set(wanted) & set(names))
+    listed, values = db.listed(["elsewhere", *names[::-1]])  # in the order given, the first few of them
+    found = db.rows(
+        f"SELECT n.id FROM {listed} JOIN notes n ON n.id = listed.value ORDER BY listed.position LIMIT ?",
+        (values, 3),
+    )
+    assert [row[0] for row in found] == names[::-1][:3]
     assert db.row("SELECT pct FROM notes WHERE id = ?", ("50% off",)) == ("3%",)
 
 
@@ -120,15 +126,26 @@ def write_reports(folder: Path) -> None:
         )
 
 
+def write_article(folder: Path, name: str, title: str, text: str, day: str) -> None:
+    (folder / f"{name}.md").write_text(
+        f"---\ntitle: {title}\noutlet: Harbor Times\npublished: {day}\n---\n{text}\n", encoding="utf-8"
+    )
+
+
+def both_catalogs(tmp_path: Path, database_url: str) -> dict[str, Settings]:
+    """A store's settings with its catalog in SQLite and in PostgreSQL."""
+    return {
+        "sqlite": Settings(data_dir=tmp_path / "sqlite"),
+        "postgres": Settings(data_dir=tmp_path / "postgres", database_url=database_url),
+    }
+
+
 def test_a_store_with_its_catalog_in_postgres_answers_as_one_in_sqlite(
     ingest, embedder, database_url: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "news"
     write_reports(folder)
-    stores = {
-        "sqlite": Settings(data_dir=tmp_path / "sqlite"),
-        "postgres": Settings(data_dir=tmp_path / "postgres", database_url=database_url),
-    }
+    stores = both_catalogs(tmp_path, database_url)
     seen = {}
     for name, settings in stores.items():
         assert ingest(folder, settings=settings).new == len(REPORTS)
@@ -283,14 +300,8 @@ def test_a_word_with_punctuation_inside_is_matched_as_a_phrase_and_scored_alike_
         ("mayor", "Mayor's speech",
          "The mayor's speech named the harbour plan; mayor Reyes spoke for five minutes."),
     ]:  # fmt: skip
-        (folder / f"{name}.md").write_text(
-            f"---\ntitle: {title}\noutlet: Harbor Times\npublished: 2024-03-10\n---\n{text}\n",
-            encoding="utf-8",
-        )
-    stores = {
-        "sqlite": Settings(data_dir=tmp_path / "sqlite"),
-        "postgres": Settings(data_dir=tmp_path / "postgres", database_url=database_url),
-    }
+        write_article(folder, name, title, text, "2024-03-10")
+    stores = both_catalogs(tmp_path, database_url)
     seen = {}
     for name, settings in stores.items():
         ingest(folder, settings=settings)
@@ -307,3 +318,45 @@ def test_a_word_with_punctuation_inside_is_matched_as_a_phrase_and_scored_alike_
             assert ours == pytest.approx(theirs, rel=1e-6), terms
     assert [article for article, _ in seen["postgres"][("five-year",)]] == ["news/plan.md"]
     assert [article for article, _ in seen["postgres"][("mayor's",)]] == ["news/mayor.md"]
+
+
+def test_headlines_rank_alike_in_both_and_an_older_catalog_gets_their_postings(
+    ingest, database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "news"
+    write_reports(folder)
+    for name, title, text in [
+        ("budget", "City council's budget: the harbour first", "The budget puts the harbour wall first."),
+        ("vote", "Council votes on the city harbour, council says", "A vote on moorings is due in May."),
+        ("roof", "Roof of the stadium", "Inspectors found the stadium's roof sound after the storm."),
+    ]:
+        write_article(folder, name, title, text, "2024-03-11")
+    stores = both_catalogs(tmp_path, database_url)
+    asked = [("orchestra",), ("stadium", "roof"), ("harbour", "council's"), ("city", "council")]
+
+    def headlines(settings: Settings) -> dict[tuple[str, ...], list[tuple[str, int, float]]]:
+        with open_store(settings) as store:
+            store.database.check_indexes()
+            return {
+                terms: [
+                    (hit.article_id, hit.chunk_index, hit.score) for hit in store.headline_search(terms, k=8)
+                ]
+                for terms in asked
+            }
+
+    seen = {}
+    for name, settings in stores.items():
+        ingest(folder, settings=settings)
+        seen[name] = headlines(settings)
+    assert all(seen["sqlite"].values()), "every question's words are in a headline"
+    for terms, found in seen["sqlite"].items():
+        ours = seen["postgres"][terms]
+        assert [hit[:2] for hit in ours] == [hit[:2] for hit in found], terms
+        assert [hit[2] for hit in ours] == pytest.approx([hit[2] for hit in found], rel=1e-6), terms
+
+    # A catalog made before headlines had postings: opened, it gets them, and searches the same.
+    database = PostgresDatabase(database_url)
+    database.execute("DROP TABLE headline_postings")
+    database.execute("COMMENT ON TABLE meta IS NULL")
+    database.close()
+    assert headlines(stores["postgres"]) == seen["postgres"]

@@ -79,6 +79,12 @@ class Database(ABC):
         """The SQL that follows a column to test it against these values, and its one parameter."""
 
     @abstractmethod
+    def listed(self, values: Sequence[str]) -> tuple[str, Any]:
+        """A FROM item naming `listed` the rows (value, position) of these strings in order, and its one
+        parameter: a statement joins to it and orders by position, so it can stop at the first few that
+        pass its filter instead of returning all of them."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     # Each dialect's own
@@ -142,8 +148,9 @@ class CatalogDatabase(Database):
         """The query words as the keyword index matches them, one each, none read as an operator."""
 
     @abstractmethod
-    def count_matches(self, term: str, rows: tuple[int, int], limit: int) -> int:
-        """How many passages in a range of rows match a term, counted up to `limit` at most."""
+    def common_terms(self, terms: Sequence[str], ranges: Sequence[tuple[int, int]], limit: int) -> set[str]:
+        """The terms that more than `limit` passages of these ranges of rows match: each counted no further
+        than that, so a common word costs what `limit` passages cost, not what it is found in."""
 
     @abstractmethod
     def keyword_rows(

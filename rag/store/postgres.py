@@ -89,6 +89,10 @@ class PostgresDatabase(CatalogDatabase):
     def in_list(self, values: Sequence[Any]) -> tuple[str, Any]:
         return "= ANY(?)", list(values)
 
+    def listed(self, values: Sequence[str]) -> tuple[str, Any]:
+        # (a join to the array's rows, not `= ANY(array)`: PostgreSQL plans the latter element by element)
+        return "unnest(?::text[]) WITH ORDINALITY AS listed(value, position)", list(values)
+
     def close(self) -> None:
         self.connection.close()
         if self._lock_connection is not None:
@@ -148,17 +152,20 @@ class PostgresDatabase(CatalogDatabase):
             )
             if wrong or totals != (0, 0):
                 raise StoreError(f"The {index} keyword counts disagree with the rows: {wrong or totals}")
-        postings = self.row(
-            "SELECT (SELECT count(*) FROM passage_postings) "
-            "- (SELECT coalesce(sum(length(terms)), 0) FROM passages)"
-        )
-        if postings != (0,):
-            raise StoreError(f"The passages' postings disagree with their words by {postings}")
+            postings = self.row(
+                f"SELECT (SELECT count(*) FROM {index}_postings) "
+                f"- (SELECT coalesce(sum(length({terms})), 0) FROM {table})"
+            )
+            if postings != (0,):
+                raise StoreError(f"The {index} postings disagree with the rows' words by {postings}")
 
     def settle(self) -> None:
         """Vacuum and analyse the tables a bulk load filled: a search then reads the postings' index
         alone, and the planner knows how many rows each table holds."""
-        for table in ("passage_postings", "passages", "articles", "passage_terms", "headline_terms"):
+        for index in ("passage", "headline"):
+            for table in (f"{index}_postings", f"{index}_terms"):
+                self.execute(f"VACUUM (ANALYZE) {table}")
+        for table in ("passages", "articles"):
             self.execute(f"VACUUM (ANALYZE) {table}")
 
     def drop_tables(self) -> None:
@@ -193,15 +200,41 @@ class PostgresDatabase(CatalogDatabase):
         phrases = (" ".join(stems) for term in terms if (stems := self._stems[term]))
         return [phrase for phrase in dict.fromkeys(phrases) if _PHRASE.fullmatch(phrase)]
 
-    def count_matches(self, term: str, rows: tuple[int, int], limit: int) -> int:
-        if " " in term:
-            matched, params = self._phrase_in_passages(term, ("p.rowid BETWEEN ? AND ?", list(rows)), 1.0)
-        else:
-            matched, params = "SELECT 1 FROM passage_postings WHERE lexeme = ? AND rowid BETWEEN ? AND ?", [
-                term, *rows,
-            ]  # fmt: skip
-        found = self.row(f"SELECT count(*) FROM ({matched} LIMIT ?) AS m", (*params, limit))
-        return int(found[0]) if found else 0
+    def common_terms(self, terms: Sequence[str], ranges: Sequence[tuple[int, int]], limit: int) -> set[str]:
+        """A term in no more than `limit` passages of the whole index is not counted within the ranges: the
+        word's kept count says so (a phrase's, counted once for BM25: `_phrase_rows`). The others' words
+        are counted in one statement."""
+        words = [term for term in terms if " " not in term]
+        phrases = [term for term in terms if " " in term]
+        common: set[str] = set()
+        if words and ranges:
+            within = " UNION ALL ".join(
+                "(SELECT 1 FROM passage_postings p WHERE p.lexeme = t.lexeme AND p.rowid BETWEEN ? AND ? "
+                "LIMIT ?)" for _ in ranges
+            )  # fmt: skip
+            bounds = [bound for low, high in ranges for bound in (low, high, limit + 1)]
+            counted = f"(SELECT count(*) FROM (SELECT * FROM ({within}) AS u LIMIT ?) AS c)"
+            found = self.rows(
+                "SELECT t.lexeme FROM unnest(?::text[]) AS t(lexeme) JOIN passage_terms k USING (lexeme) "
+                f"WHERE k.rows > ? AND {counted} > ?",
+                (words, limit, *bounds, limit + 1, limit),
+            )
+            common.update(row[0] for row in found)
+        if phrases and ranges:
+            totals = self.row("SELECT rows, tokens FROM bm25_totals WHERE index_name = 'passage'") or (0, 0)
+            for phrase in phrases:
+                if self._phrase_rows("passage", phrase, (int(totals[0]), int(totals[1]))) <= limit:
+                    continue
+                parts = [self._phrase_in("passage", phrase, ("p.rowid BETWEEN ? AND ?", [*rows]), 1.0)
+                         for rows in ranges]  # fmt: skip
+                within = " UNION ALL ".join(f"({sql} LIMIT ?)" for sql, _ in parts)
+                count = self.row(
+                    f"SELECT count(*) FROM (SELECT * FROM ({within}) AS u LIMIT ?) AS c",
+                    (*(p for _, params in parts for p in (*params, limit + 1)), limit + 1),
+                )
+                if count and count[0] > limit:
+                    common.add(phrase)
+        return common
 
     def keyword_rows(
         self, columns: str, terms: Sequence[str], rows: tuple[int, int], where: tuple[str, list[Any]], *,
@@ -209,7 +242,7 @@ class PostgresDatabase(CatalogDatabase):
     ) -> list[tuple[Any, ...]]:  # fmt: skip
         if not terms:
             return []
-        ranked = self._ranked("passage", terms, rows, None if pool < 0 else pool, title_weight)
+        ranked = self._ranked("passage", terms, rows, None if pool < 0 else pool, title_weight=title_weight)
         joined = "JOIN passages p ON p.rowid = r.rowid JOIN articles a ON a.article_id = p.article_id"
         return self._ranked_rows(ranked, columns, joined, where, "r.score DESC", k)
 
@@ -218,7 +251,7 @@ class PostgresDatabase(CatalogDatabase):
     ) -> dict[str, float]:
         if not terms or not chunk_ids:
             return {}
-        sql, params = self._ranked("passage", terms, None, None, title_weight, among=chunk_ids)
+        sql, params = self._ranked("passage", terms, None, None, title_weight=title_weight, among=chunk_ids)
         scored = f"{sql} SELECT p.chunk_id, r.score FROM ranked r JOIN passages p USING (rowid)"
         found = self.rows(scored, params)
         return {chunk: float(score) for chunk, score in found}
@@ -248,35 +281,24 @@ class PostgresDatabase(CatalogDatabase):
         )
 
     def _ranked(
-        self, index: str, terms: Sequence[str], rows: tuple[int, int] | None, limit: int | None,
-        *weights: float, among: Sequence[str] = (),
+        self, index: str, terms: Sequence[str], rows: tuple[int, int] | None, limit: int | None, *,
+        title_weight: float = 1.0, among: Sequence[str] = (),
     ) -> tuple[str, list[Any]]:  # fmt: skip
         """A WITH clause naming `ranked` (rowid, score): the `limit` rows of a range of an index ("passage"
         or "headline") that best match any of the terms (`match_terms`) by BM25, best first; and its
-        parameters (`weights`: the passage index's title weight). The passage index can be read for some
-        passages (`among`, their chunk ids) instead of a range: each of their postings is found by the
-        index."""
+        parameters. Only the postings of the terms are read (what FTS5 reads, not the rows' whole vectors).
+        The passage index can be read for some passages (`among`, their chunk ids) instead of a range: each
+        of their postings is found by the index."""
         idf, average = self._statistics(index, terms)
         words = [term for term in terms if " " not in term]
-        phrases = [term for term in terms if " " in term]
+        which: tuple[str, list[Any]] = (
+            ("p.rowid IN (SELECT rowid FROM passages WHERE chunk_id = ANY(?::text[]))", [list(among)])
+            if among else ("p.rowid BETWEEN ? AND ?", list(rows or (0, 0)))
+        )  # fmt: skip
         parts: list[tuple[str, list[Any]]] = []
-        if index == "passage":  # the postings of the terms: what FTS5 reads, not the rows' whole vectors
-            which: tuple[str, list[Any]] = (
-                ("p.rowid IN (SELECT rowid FROM passages WHERE chunk_id = ANY(?::text[]))", [list(among)])
-                if among else ("p.rowid BETWEEN ? AND ?", list(rows or (0, 0)))
-            )  # fmt: skip
-            if words:
-                parts.append((f"{_PASSAGE_WORDS} AND {which[0]}", [*weights, words, *which[1]]))
-            parts += [self._phrase_in_passages(phrase, which, *weights) for phrase in phrases]
-        else:
-            bounds = list(rows or (0, 0))
-            if words:
-                parts.append((_HEADLINE_WORDS, [_query(words), *bounds, words]))
-            parts += [
-                (f"SELECT * FROM ({_HEADLINE_PHRASE} AND t.rowid BETWEEN ? AND ?) AS h WHERE tf > 0",
-                 [phrase, phrase.split(" "), _query([phrase]), *bounds])
-                for phrase in phrases
-            ]  # fmt: skip
+        if words:
+            parts.append((f"{_WORDS.format(index=index)} AND {which[0]}", [title_weight, words, *which[1]]))
+        parts += [self._phrase_in(index, term, which, title_weight) for term in terms if " " in term]
         matched = " UNION ALL ".join(sql for sql, _ in parts)
         sql = f"""WITH q AS (SELECT unnest(?::text[]) AS lexeme, unnest(?::float8[]) AS idf),
             m AS ({matched}),
@@ -285,20 +307,21 @@ class PostgresDatabase(CatalogDatabase):
         params = [list(idf), list(idf.values()), *(p for _, given in parts for p in given), average, limit]
         return sql, params
 
-    def _phrase_in_passages(
-        self, phrase: str, which: tuple[str, list[Any]], title_weight: float
+    def _phrase_in(
+        self, index: str, phrase: str, which: tuple[str, list[Any]], title_weight: float
     ) -> tuple[str, list[Any]]:
-        """SELECT (rowid, length, lexeme: the phrase, tf) of the passages among the rows `which` picks of
-        the postings (alias p) where a phrase stands, tf as the postings' (headline × title weight + text).
-        The postings of its rarest stem lead; each other stem's posting of the same passage is looked up,
-        and the phrase counted where their positions follow one another within the headline or the text (a
-        posting's first `in_title` positions are its headline's)."""
+        """SELECT (rowid, length, lexeme: the phrase, tf) of the rows of an index ("passage" or "headline")
+        among those `which` picks of its postings (alias p) where a phrase stands, tf as the postings' (the
+        headline's × title weight + the text's). The postings of its rarest stem lead; each other stem's
+        posting of the same row is looked up, and the phrase counted where their positions follow one
+        another within the headline or the text (a posting's first `in_title` positions are its headline's;
+        a headline's postings are all headline)."""
         stems = phrase.split(" ")
-        held = dict(self.rows("SELECT lexeme, rows FROM passage_terms WHERE lexeme = ANY(?)", (stems,)))
+        held = dict(self.rows(f"SELECT lexeme, rows FROM {index}_terms WHERE lexeme = ANY(?)", (stems,)))
         lead = min(range(len(stems)), key=lambda n: held.get(stems[n], 0))
         others = [n for n in range(len(stems)) if n != lead]
         joins = "".join(
-            f" JOIN passage_postings q{n} ON q{n}.lexeme = ? AND q{n}.rowid = p.rowid" for n in others
+            f" JOIN {index}_postings q{n} ON q{n}.lexeme = ? AND q{n}.rowid = p.rowid" for n in others
         )
         follows = "".join(
             f" AND (array_position(q{n}.at, (f.x + {n - lead})::smallint) <= q{n}.in_title)"
@@ -308,7 +331,7 @@ class PostgresDatabase(CatalogDatabase):
         sql = f"""SELECT * FROM (SELECT p.rowid, p.length, ?::text COLLATE "C" AS lexeme,
                 (SELECT coalesce(sum(CASE WHEN f.o <= p.in_title THEN ?::float8 ELSE 1 END), 0)
                  FROM unnest(p.at) WITH ORDINALITY AS f(x, o) WHERE TRUE{follows}) AS tf
-            FROM passage_postings p{joins} WHERE p.lexeme = ? AND {which[0]}) AS phrased
+            FROM {index}_postings p{joins} WHERE p.lexeme = ? AND {which[0]}) AS phrased
             WHERE tf > 0"""
         return sql, [phrase, title_weight, *(stems[n] for n in others), stems[lead], *which[1]]
 
@@ -338,35 +361,17 @@ class PostgresDatabase(CatalogDatabase):
             self._phrases = {key: n for key, n in self._phrases.items() if key[0] != index}
             self._phrases_of[index] = totals
         if (index, phrase) not in self._phrases:
-            if index == "passage":
-                sql, params = self._phrase_in_passages(phrase, ("TRUE", []), 1.0)
-            else:
-                sql, params = f"SELECT * FROM ({_HEADLINE_PHRASE}) AS h WHERE tf > 0", [
-                    phrase, phrase.split(" "), _query([phrase]),
-                ]  # fmt: skip
+            sql, params = self._phrase_in(index, phrase, ("TRUE", []), 1.0)
             found = self.row(f"SELECT count(*) FROM ({sql}) AS m", params)
             self._phrases[(index, phrase)] = int(found[0]) if found else 0
         return self._phrases[(index, phrase)]
 
 
 _PHRASE = re.compile(r"[\w.-]+( [\w.-]+)*")  # what stems may hold to be quoted into a query as they are
-# The rows matching any of some words (their tf: a passage's headline counts `title weight` times)
-_PASSAGE_WORDS = """SELECT p.rowid, p.length, p.lexeme, p.in_title * ? + p.in_text AS tf
-    FROM passage_postings p WHERE p.lexeme = ANY(?::text[])"""
-_HEADLINE_WORDS = """SELECT t.rowid, t.title_length AS length, u.lexeme,
-    cardinality(u.positions)::float8 AS tf
-    FROM articles t, unnest(t.title_terms) AS u WHERE t.title_terms @@ to_tsquery('simple', ?)
-    AND t.rowid BETWEEN ? AND ? AND u.lexeme = ANY(?::text[])"""
-# A headline's occurrences of a phrase (its stems one after another)
-_HEADLINE_PHRASE = """SELECT t.rowid, t.title_length AS length, ?::text AS lexeme,
-    newsdesk_phrase_tf(t.title_terms, ?::text[], 1.0) AS tf
-    FROM articles t WHERE t.title_terms @@ to_tsquery('simple', ?)"""
+# The rows of an index matching any of some words (their tf: a passage's headline counts `title weight` times)
+_WORDS = """SELECT p.rowid, p.length, p.lexeme, p.in_title * ? + p.in_text AS tf
+    FROM {index}_postings p WHERE p.lexeme = ANY(?::text[])"""
 _BM25 = "q.idf * m.tf * 2.2 / (m.tf + 1.2 * (0.25 + 0.75 * m.length / ?))"  # k1 = 1.2, b = 0.75, as FTS5
-
-
-def _query(phrases: Sequence[str]) -> str:
-    """A tsquery matching any of these stems or phrases (stems one after another)."""
-    return " | ".join(" <-> ".join(f"'{stem}'" for stem in phrase.split(" ")) for phrase in phrases)
 
 
 SCHEMA_LOCK = 0x6E657773  # the advisory lock that makes the tables ("news")

@@ -4,12 +4,15 @@ statement as rows are written."""
 
 TABLES = (
     "meta", "articles", "passages", "pending", "ingest_runs", "periods", "outlets", "vector_splits",
-    "passage_terms", "passage_postings", "headline_terms", "bm25_totals",
+    "passage_terms", "passage_postings", "headline_terms", "headline_postings", "bm25_totals",
 )  # fmt: skip
 _PERIOD = (
     "CASE WHEN {row}.published_ts IS NULL THEN 'undated' "
     "ELSE to_char(to_timestamp({row}.published_ts) AT TIME ZONE 'UTC', 'YYYY-MM') END"
 )
+# The postings of some articles' headlines (`rows`: the table they are read from)
+_HEADLINE_POSTINGS = """SELECT t.lexeme, {rows}.rowid, cardinality(t.positions), 0, {rows}.title_length,
+    t.positions FROM {rows}, unnest({rows}.title_terms) AS t"""
 # Text compared by order (a folder's files, ties in time) is compared byte by byte, as SQLite does.
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -36,7 +39,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS articles_published ON articles(published_ts)",
     "CREATE INDEX IF NOT EXISTS articles_source ON articles(source)",
     "CREATE INDEX IF NOT EXISTS articles_ingested ON articles(ingested_at)",
-    "CREATE INDEX IF NOT EXISTS articles_title_terms ON articles USING GIN (title_terms)",
+    "DROP INDEX IF EXISTS articles_title_terms",  # searches read the headline postings
     """CREATE TABLE IF NOT EXISTS passages (
         rowid BIGINT PRIMARY KEY,
         chunk_id TEXT NOT NULL UNIQUE,
@@ -98,23 +101,19 @@ SCHEMA = (
         SELECT to_tsvector('newsdesk',
             regexp_replace(text, '[[:punct:]\\u2018-\\u201d\\u2013\\u2014\\u2026]+', ' ', 'g'))
     $$""",
-    # How often a phrase's stems (a question's word with punctuation inside: "five-year", "Trump's") stand one
-    # after another in a tsvector, within its headline (weight A, counted `title_weight` times) or within its
-    # text, as FTS5 matches a phrase. Only the phrase's own lexemes are unnested from the vector.
     "DROP FUNCTION IF EXISTS newsdesk_phrase_count(TSVECTOR, TEXT[], BOOLEAN)",
-    """CREATE OR REPLACE FUNCTION newsdesk_phrase_tf(terms TSVECTOR, stems TEXT[], title_weight FLOAT8)
-    RETURNS FLOAT8 LANGUAGE sql IMMUTABLE AS $$
-        WITH w AS MATERIALIZED (
-            SELECT u.lexeme, p.at, p.weight
-            FROM unnest(terms) AS u, unnest(u.positions, u.weights) AS p(at, weight)
-            WHERE u.lexeme = ANY(stems))
-        SELECT coalesce(sum(CASE WHEN f.weight = 'A' THEN title_weight ELSE 1 END), 0) FROM w AS f
-        WHERE f.lexeme = stems[1] AND NOT EXISTS (
-            SELECT 1 FROM generate_series(2, cardinality(stems)) AS i WHERE NOT EXISTS (
-                SELECT 1 FROM w AS o
-                WHERE o.lexeme = stems[i] AND o.at = f.at + i - 1 AND o.weight = f.weight))
-    $$""",
+    "DROP FUNCTION IF EXISTS newsdesk_phrase_tf(TSVECTOR, TEXT[], FLOAT8)",  # headlines have postings
     "CREATE TABLE IF NOT EXISTS headline_terms (lexeme TEXT PRIMARY KEY, rows BIGINT NOT NULL)",
+    # Each stem of each headline, as the passages' postings have them (all of it `in_title`): a headline
+    # search reads the postings of its words within the periods asked for, not every headline of them
+    """CREATE TABLE IF NOT EXISTS headline_postings (
+        lexeme TEXT COLLATE "C" NOT NULL, rowid BIGINT NOT NULL, in_title SMALLINT NOT NULL,
+        in_text SMALLINT NOT NULL, length INTEGER NOT NULL, at SMALLINT[],
+        PRIMARY KEY (lexeme, rowid) INCLUDE (in_title, in_text, length, at)
+    )""",
+    # (a catalog made before them gets them once, from its headlines)
+    f"""INSERT INTO headline_postings {_HEADLINE_POSTINGS.format(rows="articles")}
+        WHERE NOT EXISTS (SELECT 1 FROM headline_postings)""",
     """CREATE TABLE IF NOT EXISTS bm25_totals (
         index_name TEXT PRIMARY KEY, rows BIGINT NOT NULL, tokens BIGINT NOT NULL
     )""",
@@ -162,6 +161,12 @@ SCHEMA = (
         INSERT INTO headline_terms
             SELECT t.lexeme, sign * count(*) FROM changed, unnest(changed.title_terms) AS t GROUP BY t.lexeme
             ON CONFLICT (lexeme) DO UPDATE SET rows = headline_terms.rows + excluded.rows;
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO headline_postings {_HEADLINE_POSTINGS.format(rows="changed")};
+        ELSE
+            DELETE FROM headline_postings AS h USING changed, unnest(changed.title_terms) AS t
+                WHERE h.lexeme = t.lexeme AND h.rowid = changed.rowid;
+        END IF;
         INSERT INTO bm25_totals AS b
             SELECT 'headline', sign * count(*), sign * coalesce(sum(title_length), 0) FROM changed
             ON CONFLICT (index_name) DO UPDATE

@@ -92,13 +92,13 @@ class Search(Vectors):
         rows = rowid_ranges(within) if within else None
         for widen in VECTOR_WIDEN:
             n = min(widen * k, total)
-            hits = self._catalog_hits(self._nearest(vector, shelf, n=n), where, rows=rows)
+            hits = self._catalog_hits(self._nearest(vector, shelf, n=n), where, rows=rows, k=k)
             if len(hits) >= k or n >= total:
-                return hits[:k]  # (or Chroma has no more to give: what HNSW found is all)
+                return hits  # (or Chroma has no more to give: what HNSW found is all)
         chroma = [(where or PassageFilter()).for_chroma(), _months_for_chroma(within or [])]
         both = [clause for clause in chroma if clause]
         condition = both[0] if len(both) == 1 else {"$and": both}
-        return self._catalog_hits(self._nearest(vector, shelf, n=k, where=condition), where, rows=rows)[:k]
+        return self._catalog_hits(self._nearest(vector, shelf, n=k, where=condition), where, rows=rows, k=k)
 
     def _catalog_hits(
         self,
@@ -106,21 +106,22 @@ class Search(Vectors):
         where: PassageFilter | None,
         *,
         rows: list[tuple[int, int]] | None = None,
+        k: int | None = None,
     ) -> list[Passage]:
         """The catalog's passages for these chunk ids that pass the filter (and lie in these row ranges),
-        in the order given."""
+        in the order given; the first k of them when k is given (only those are read out: a vector search
+        looks up eight times the passages it keeps)."""
         clauses, params = (where or PassageFilter()).for_sql()
         if rows:
             clauses += " AND (" + " OR ".join("p.rowid BETWEEN ? AND ?" for _ in rows) + ")"
             params += [bound for pair in rows for bound in pair]
-        test, ids = self._in(similarity)
+        listed, ids = self.database.listed(list(similarity))
         found = self._rows(
-            f"""SELECT {_HIT_COLUMNS} FROM passages p JOIN articles a ON a.article_id = p.article_id
-                WHERE p.chunk_id {test} {clauses}""",
-            (ids, *params),
+            f"""SELECT {_HIT_COLUMNS} FROM {listed} JOIN passages p ON p.chunk_id = listed.value
+                JOIN articles a ON a.article_id = p.article_id WHERE TRUE {clauses}
+                ORDER BY listed.position LIMIT ?""",
+            (ids, *params, len(similarity) if k is None else k),
         )
-        order = {cid: n for n, cid in enumerate(similarity)}
-        found.sort(key=lambda row: order[row[0]])
         return [_hit(row, similarity[row[0]]) for row in found]
 
     def keyword_search(
@@ -228,14 +229,10 @@ class Search(Vectors):
         if len(self._common) > 50_000:
             self._common.clear()
         key = tuple(ranges)
-        for phrase in phrases:
-            if (phrase, key, limit) not in self._common:
-                count = 0
-                for low, high in ranges:
-                    count += self._search_database.count_matches(phrase, (low, high), limit + 1 - count)
-                    if count > limit:
-                        break
-                self._common[(phrase, key, limit)] = count > limit
+        uncounted = [phrase for phrase in phrases if (phrase, key, limit) not in self._common]
+        if uncounted:
+            common = self._search_database.common_terms(uncounted, ranges, limit)
+            self._common.update({(phrase, key, limit): phrase in common for phrase in uncounted})
         return [phrase for phrase in phrases if not self._common[(phrase, key, limit)]] or phrases
 
     def _keyword_rows(

@@ -135,6 +135,9 @@ class SQLiteDatabase(CatalogDatabase):
     def in_list(self, values: Sequence[Any]) -> tuple[str, Any]:
         return "IN (SELECT value FROM json_each(?))", json.dumps(list(values))
 
+    def listed(self, values: Sequence[str]) -> tuple[str, Any]:
+        return "(SELECT value, key AS position FROM json_each(?)) AS listed", json.dumps(list(values))
+
     def close(self) -> None:
         if self._scorer is not None:
             self._scorer.close()
@@ -243,13 +246,21 @@ class SQLiteDatabase(CatalogDatabase):
     def match_terms(self, terms: Sequence[str]) -> list[str]:
         return ['"' + term.replace('"', "") + '"' for term in terms]  # phrases: no word read as an operator
 
-    def count_matches(self, term: str, rows: tuple[int, int], limit: int) -> int:
-        found = self.row(
-            "SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? "
-            "AND rowid BETWEEN ? AND ? LIMIT ?)",
-            (term, *rows, limit),
-        )
-        return int(found[0]) if found else 0
+    def common_terms(self, terms: Sequence[str], ranges: Sequence[tuple[int, int]], limit: int) -> set[str]:
+        common = set()
+        for term in terms:
+            count = 0
+            for rows in ranges:
+                found = self.row(
+                    "SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? "
+                    "AND rowid BETWEEN ? AND ? LIMIT ?)",
+                    (term, *rows, limit + 1 - count),
+                )
+                count += int(found[0]) if found else 0
+                if count > limit:
+                    common.add(term)
+                    break
+        return common
 
     def keyword_rows(
         self, columns: str, terms: Sequence[str], rows: tuple[int, int], where: tuple[str, list[Any]], *,
