@@ -95,15 +95,29 @@ class ExtractiveAnswerer:
             return
         tracker = CitationTracker(len(passages))
         spans: dict[int, list[tuple[int, int]]] = {}
+        dated = self._dated(question, passages, chosen)
         for n, (number, (start, end)) in enumerate(chosen):
             text = passages[number - 1].text[start:end]
             yield TextDelta(("" if n == 0 else " ") + f"{text} [{tracker.cite(number)}]")
             spans.setdefault(number, []).append((start, end))
+            if n == 0 and dated:
+                yield TextDelta(f" {dated} [{tracker.cite(number)}]")
         citations = [
             Citation(i + 1, passages[number - 1], tuple(sorted(spans[number])))
             for i, number in enumerate(tracker.cited)
         ]
         yield Sources(citations, 0, self.mode)
+
+    @staticmethod
+    def _dated(question: str, passages: Sequence[Passage], chosen: list[tuple[int, tuple[int, int]]]) -> str:
+        """For a question asking when, whose chosen sentences give no date: the lead article's publish date,
+        said as such ("Coastal Post published this on 8 May 2024"), as its source card shows it."""
+        quoted = (passages[number - 1].text[start:end] for number, (start, end) in chosen)
+        if asks_for(question) != "date" or any(_DATE.search(text) for text in quoted):
+            return ""
+        lead = passages[chosen[0][0] - 1]
+        day = lead.published_date
+        return f"{lead.outlet_name} published this on {day.day} {day:%B %Y}." if day else ""
 
     def _choose(self, question: str, passages: Sequence[Passage]) -> list[tuple[int, tuple[int, int]]]:
         """Pick (passage number, sentence span) pairs that answer the question, best first."""
@@ -128,16 +142,20 @@ class ExtractiveAnswerer:
         c = self.config
         supported = {number for number, words in found.items() if coverage(words) >= c.min_coverage}
         top = max(p.score for p in passages) or 1.0
-        scored = []
+        scored, loose = [], []
         for number, span, words in candidates:
-            if number in supported and (covered := coverage(words)) >= c.min_sentence_coverage:
-                # Coverage decides; new names or numbers and the passage's retrieval rank (dates included)
-                # weigh in, so the answering sentence of the best story wins over a restatement.
-                text = passages[number - 1].text[span[0] : span[1]]
-                kind = names_asked_for(text, asked, wanted)
-                bonus = c.new_fact_bonus * min(_new_facts(text, wanted) / 2, 1.0)
-                rank = c.rank_weight * passages[number - 1].score / top
+            if number not in supported or not (covered := coverage(words)):
+                continue
+            # Coverage decides; new names or numbers and the passage's retrieval rank (dates included)
+            # weigh in, so the answering sentence of the best story wins over a restatement.
+            text = passages[number - 1].text[span[0] : span[1]]
+            kind = names_asked_for(text, asked, wanted)
+            bonus = c.new_fact_bonus * min(_new_facts(text, wanted) / 2, 1.0)
+            rank = c.rank_weight * passages[number - 1].score / top
+            if covered >= c.min_sentence_coverage:
                 scored.append((covered + bonus + rank, number, span, kind))
+            elif kind:  # (a date or number asked for, in a sentence sharing fewer of the question's words)
+                loose.append((covered + bonus + rank, number, span, kind))
         scored.sort(key=lambda item: item[0], reverse=True)
         best = scored[0][0] if scored else 0.0
         chosen: dict[str, tuple[bool, int, tuple[int, int]]] = {}  # one sentence of each wording
@@ -149,9 +167,12 @@ class ExtractiveAnswerer:
             chosen.setdefault(wording, (kind, number, span))
         # The best sentence naming a thing of the kind asked for leads; the rest keep their order. A number
         # or a date asked for is brought in when no chosen sentence gives one (a name is in most sentences).
+        # A date or number asked for may also come from a sentence of the leading passage that shares
+        # fewer of the question's words ("When was that announced?": "The board announced it on May 7").
         ordered = sorted(chosen.values(), key=lambda item: not item[0])
         if ordered and not ordered[0][0] and asked != "name":
-            lead = next(((True, number, span) for _, number, span, kind in scored if kind), None)
+            near = [item for item in sorted(loose, reverse=True) if item[1] == ordered[0][1]]
+            lead = next(((True, number, span) for _, number, span, kind in [*scored, *near] if kind), None)
             ordered = ([lead] + ordered)[: c.max_sentences] if lead else ordered
         return [(number, span) for _, number, span in ordered]
 

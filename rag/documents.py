@@ -123,6 +123,13 @@ class Passage:
         return outlet_label(self.outlet)
 
     @property
+    def dateline(self) -> str:
+        """Who published its article and when, as its source card shows them ("Coastal Post, published
+        8 May 2024"); an article of unknown date has none."""
+        day = self.published_date
+        return f"{self.outlet_name}, published {day.day} {day:%B %Y}" if day else ""
+
+    @property
     def day(self) -> str:
         """Its article's publish day (YYYY-MM-DD), or a label that says it is unknown."""
         return date_label(self.published_at)

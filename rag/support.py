@@ -102,7 +102,7 @@ def attach_citations(
         return None
     cited = list(citations)
     number_of = {c.passage.chunk_id: c.number for c in cited}
-    evidence = [Evidence.of(p.text) for p in passages]
+    evidence = [evidence_of(p) for p in passages]
     placed: list[tuple[int, int]] = []  # (where a marker goes, its number)
     cursor = 0
     for text in uncited:
@@ -165,12 +165,18 @@ def _sentences_of(text: str, numbers: tuple[int, ...]) -> list[tuple[str, tuple[
 
 def check_answer(answer: str, citations: Sequence[Citation], *, min_overlap: float) -> list[SentenceCheck]:
     """Check every sentence of an answer against the passages its markers point at."""
-    sources = {c.number: Evidence.of(f"{c.passage.title or ''}\n{c.passage.text}") for c in citations}
+    sources = {c.number: evidence_of(c.passage) for c in citations}
     return [
         check_sentence(text, numbers, sources, min_overlap=min_overlap)
         for text, numbers in claims(answer)
         if stems(text)  # a sentence of markers or punctuation alone says nothing
     ]
+
+
+def evidence_of(passage: Passage) -> Evidence:
+    """What a cited passage states: its headline and text, and the dateline its source card shows (so a
+    sentence saying when its article was published is checked against that)."""
+    return Evidence.of(f"{passage.title or ''}\n{passage.text}\n{passage.dateline}")
 
 
 def check_sentence(

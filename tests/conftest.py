@@ -245,6 +245,18 @@ def news_article(folder: Path, name: str, *, title: str, outlet: str, day: str, 
     return path
 
 
+def write_ferry_story(folder: Path) -> None:
+    """A ferry route's announcement: which island it serves, and, in its last sentence only, when it was
+    announced (the day before its publish date)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ferry.md").write_text(
+        "---\ntitle: New ferry route to Inishmore\noutlet: Coastal Post\npublished: 2024-05-08\n---\n"
+        "The harbour board will run a new ferry route to Inishmore from the summer. "
+        "The new ferry route will serve the island with two electric ferries built in Norway. "
+        "The board announced it on Tuesday, May 7, after a year of talks.\n"
+    )
+
+
 def write_dam_story(folder: Path, *, follow_up: bool = True) -> None:
     """One wire story (a dam failure) as two outlets ran it, an unrelated local story the same day, and
     (with `follow_up`) a later article on the dam failure's cause from one of the outlets."""

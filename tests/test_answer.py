@@ -16,7 +16,7 @@ from typing import Any, cast
 import pytest
 
 import rag.retrieve
-from conftest import ROOT, SEEDS
+from conftest import ROOT, SEEDS, write_ferry_story
 from openai_server import openai_server
 from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer
 from rag.config import Settings, with_overrides
@@ -576,13 +576,7 @@ def test_an_offline_follow_up_asking_when_gets_the_sentence_with_the_date(
     ingest, config, embedder, tmp_path
 ) -> None:
     folder = tmp_path / "news"
-    folder.mkdir()
-    (folder / "ferry.md").write_text(
-        "---\ntitle: New ferry route to Inishmore\noutlet: Coastal Post\npublished: 2024-05-08\n---\n"
-        "The harbour board will run a new ferry route to Inishmore from the summer. "
-        "The new ferry route will serve the island with two electric ferries built in Norway. "
-        "The board announced it on Tuesday, May 7, after a year of talks.\n"
-    )
+    write_ferry_story(folder)
     ingest(folder)
     first = answer(config, embedder, "Which island will the new ferry route serve?", as_of=date(2024, 5, 9))
     assert "Inishmore" in first.text
@@ -590,3 +584,27 @@ def test_an_offline_follow_up_asking_when_gets_the_sentence_with_the_date(
         config, embedder, "When was that announced?", history=[first.turn.standalone], as_of=date(2024, 5, 9)
     )
     assert follow.text.startswith("The board announced it on Tuesday, May 7"), follow.text
+
+
+def test_an_offline_when_question_whose_sentences_give_no_date_gets_the_publish_date_said_as_such(
+    ingest, config, embedder, tmp_path
+) -> None:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "pier.md").write_text(
+        "---\ntitle: Pier repairs approved\noutlet: Coastal Post\npublished: 2024-05-08\n---\n"
+        "The harbour board approved the repairs to the old pier after a long debate. "
+        "Divers will inspect the pier's timber piles before any work starts.\n"
+    )
+    ingest(folder)
+    found = answer(
+        config, embedder, "When did the harbour board approve the pier repairs?", as_of=date(2024, 5, 9)
+    )
+    assert found.text.startswith("The harbour board approved the repairs to the old pier"), found.text
+    assert "Coastal Post published this on 8 May 2024. [1]" in found.text
+    assert found.sources.checks and not found.sources.unsupported, (
+        "the date is checked against the source card"
+    )
+
+    other = answer(config, embedder, "Who will inspect the pier's timber piles?", as_of=date(2024, 5, 9))
+    assert "published this on" not in other.text, "only a question asking when is told the publish date"

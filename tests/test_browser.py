@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SEEDS, free_port, write_dam_story
+from conftest import ROOT, SEEDS, free_port, write_dam_story, write_ferry_story
 from rag.serve import wait_until_up
 from test_app import HOSTILE
 
@@ -95,9 +95,11 @@ def ask(page, question: str, mode: str = "offline extractive"):  # type: ignore[
     """Type a question, press Enter, and wait for the streamed answer's sources."""
     box = page.get_by_placeholder("Ask about the news")
     box.wait_for(timeout=60_000)
+    answered = page.get_by_text(f"Answered by: {mode}")
+    before = answered.count()  # (a conversation's earlier answers say it already)
     box.fill(question)
     box.press("Enter")
-    page.get_by_text(f"Answered by: {mode}").last.wait_for(timeout=90_000)
+    answered.nth(before).wait_for(timeout=90_000)
     return page.get_by_test_id("stChatMessage").last
 
 
@@ -148,6 +150,30 @@ def test_ingest_from_another_terminal_while_the_app_runs(page, served_app, tmp_p
     assert result.returncode == 0, result.stderr
     answer = ask(page, "When will the night trams run again?")
     assert "forty new drivers" in answer.inner_text()
+
+
+def test_a_follow_up_asking_when_gets_the_date_of_what_the_first_answer_said(
+    page, served_app, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "ferry"
+    write_ferry_story(folder)
+    result = subprocess.run(
+        [sys.executable, "-m", "ingest", str(folder)], env=served_app[1], capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    first = ask(page, "Which island will the new ferry route serve?")
+    assert "Inishmore" in first.inner_text()
+    follow = ask(page, "When was that announced?")
+    assert (
+        follow.inner_text()
+        .split("smart_toy")[-1]
+        .strip()
+        .startswith("The board announced it on Tuesday, May 7")
+    )
+    assert page.get_by_test_id("stChatMessage").count() >= 4, "both questions and answers stay on the page"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "follow_up.png"), full_page=True)
 
 
 def dated(items: list[str]) -> list[str]:
