@@ -63,6 +63,7 @@ _FURNITURE = re.compile(
 )
 _BYLINE = re.compile(r"By [A-Z][\w.'’-]*(?: [A-Z][\w.'’-]*){0,3}(?:(?:,| and|, and) [A-Z][\w.'’ -]*)*\.?")
 _FURNITURE_WORDS = 12
+_SITE_SUFFIX = re.compile(r"(?:\s+[|\-–—]\s+[^\s|\-–—]+(?: [^\s|\-–—]+){0,3})+$")  # a title's "| Site"
 _FOLLOW_UP = re.compile(
     r"^(and|but|so|also|then|what about|how about)\b|\b(he|she|it|they|them|his|her|its|their|that|those)\b",
     re.I,
@@ -96,10 +97,12 @@ class ExtractiveAnswerer:
         tracker = CitationTracker(len(passages))
         spans: dict[int, list[tuple[int, int]]] = {}
         dated = self._dated(question, passages, chosen)
-        for n, (number, (start, end)) in enumerate(chosen):
-            text = passages[number - 1].text[start:end]
+        for n, (number, span) in enumerate(chosen):
+            text = _said(passages[number - 1], span)
             yield TextDelta(("" if n == 0 else " ") + f"{text} [{tracker.cite(number)}]")
-            spans.setdefault(number, []).append((start, end))
+            spans.setdefault(number, [])
+            if span != HEADLINE:  # (a headline is shown on the source card, not marked in its text)
+                spans[number].append(span)
             if n == 0 and dated:
                 yield TextDelta(f" {dated} [{tracker.cite(number)}]")
         citations = [
@@ -112,7 +115,7 @@ class ExtractiveAnswerer:
     def _dated(question: str, passages: Sequence[Passage], chosen: list[tuple[int, tuple[int, int]]]) -> str:
         """For a question asking when, whose chosen sentences give no date: the lead article's publish date,
         said as such ("Coastal Post published this on 8 May 2024"), as its source card shows it."""
-        quoted = (passages[number - 1].text[start:end] for number, (start, end) in chosen)
+        quoted = (_said(passages[number - 1], span) for number, span in chosen)
         if asks_for(question) != "date" or any(_DATE.search(text) for text in quoted):
             return ""
         lead = passages[chosen[0][0] - 1]
@@ -125,12 +128,13 @@ class ExtractiveAnswerer:
         if not wanted or not passages:
             return []
         candidates = [
-            (number, span, stems(passage.text[span[0] : span[1]]))
+            (number, span, stems(_said(passage, span)))
             for number, passage in enumerate(passages, start=1)
-            for span in sentences(passage.text)
-            if _quotable(passage.text[span[0] : span[1]])
+            for span in [*sentences(passage.text), *([HEADLINE] if passage.title else [])]
+            if _quotable(_said(passage, span))
         ]
-        weight = term_weights(wanted, [words for _, _, words in candidates])
+        # (words weighed by their rarity among the passages' sentences: a headline restates its article)
+        weight = term_weights(wanted, [words for _, span, words in candidates if span != HEADLINE])
         total = sum(weight.values())
 
         def coverage(words: set[str]) -> float:
@@ -148,7 +152,7 @@ class ExtractiveAnswerer:
                 continue
             # Coverage decides; new names or numbers and the passage's retrieval rank (dates included)
             # weigh in, so the answering sentence of the best story wins over a restatement.
-            text = passages[number - 1].text[span[0] : span[1]]
+            text = _said(passages[number - 1], span)
             kind = names_asked_for(text, asked, wanted)
             bonus = c.new_fact_bonus * min(_new_facts(text, wanted) / 2, 1.0)
             rank = c.rank_weight * passages[number - 1].score / top
@@ -162,8 +166,7 @@ class ExtractiveAnswerer:
         for score, number, span, kind in scored:
             if len(chosen) == c.max_sentences or score < c.keep_within * best:
                 break
-            said = passages[number - 1].text[span[0] : span[1]]
-            wording = " ".join(re.findall(r"\w+", said.lower()))
+            wording = " ".join(re.findall(r"\w+", _said(passages[number - 1], span).lower()))
             chosen.setdefault(wording, (kind, number, span))
         # The best sentence naming a thing of the kind asked for leads; the rest keep their order. A number
         # or a date asked for is brought in when no chosen sentence gives one (a name is in most sentences).
@@ -182,6 +185,18 @@ class ExtractiveAnswerer:
             return question
         carried = [t for t in content_terms(history[-1]) if t not in content_terms(question)]
         return f"{question} ({' '.join(carried)})" if carried else question
+
+
+HEADLINE = (-1, -1)  # the span an answer gives its passage's headline, quoted as a sentence of its own
+
+
+def _said(passage: Passage, span: tuple[int, int]) -> str:
+    """The sentence of a passage at a span, or its headline: without the site's name a web page's title
+    ends with ("… | CNN Business", "… - CNN"), a full stop added where it has none."""
+    if span == HEADLINE:
+        title = _SITE_SUFFIX.sub("", (passage.title or "").strip())
+        return title if title[-1:] in (".", "!", "?") else f"{title}."
+    return passage.text[span[0] : span[1]]
 
 
 def _quotable(sentence: str) -> bool:

@@ -545,12 +545,31 @@ def test_opinion_pieces_are_told_by_their_section_or_headline(url, title, opinio
     assert rag.retrieve.is_opinion(url, title) is opinion
 
 
-def _passage(n: int, text: str, *, article: str | None = None) -> Passage:
+def _passage(n: int, text: str, *, article: str | None = None, title: str = "Harbour wall") -> Passage:
     return Passage(
         chunk_id=f"{article or n}::0", article_id=article or f"https://news.example/{n}", text=text,
-        title="Harbour wall", outlet="Harbor Times", author=None, url=None, published_at="2024-05-02",
+        title=title, outlet="Harbor Times", author=None, url=None, published_at="2024-05-02",
         start=0, end=len(text), score=1.0 - n / 10,
     )  # fmt: skip
+
+
+def test_the_offline_answer_quotes_a_headline_that_names_what_is_asked() -> None:
+    text = (
+        "The singer's touring company said the bonuses for its truck drivers were life-changing. "
+        "Drivers said the money would help them buy homes after the tour ended in December."
+    )
+    passages = [
+        _passage(1, text, title="Taylor Swift gives her truck drivers $100,000 bonuses | Harbor Times"),
+        _passage(2, text, title="Taylor Swift gives her truck drivers $100,000 bonuses - Coast Daily",
+                 article="https://coast.example/copy"),
+    ]  # fmt: skip
+    events = list(ExtractiveAnswerer().answer("Which musician gave her truck drivers bonuses?", passages,
+                                              as_of=date(2024, 5, 3)))  # fmt: skip
+    said = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert said.startswith("Taylor Swift gives her truck drivers $100,000 bonuses. [1]"), said
+    assert said.count("Taylor Swift") == 1, "a copy's headline, its site's name aside, is not quoted again"
+    (sources,) = [e for e in events if isinstance(e, Sources)]
+    assert all(start >= 0 for c in sources.citations for start, _ in c.highlights), "a headline marks no text"
 
 
 def test_the_offline_answer_quotes_no_furniture_no_list_opener_and_no_sentence_twice() -> None:
