@@ -141,8 +141,9 @@ class ExtractiveAnswerer:
             return sum(weight[t] for t in wanted & words) / total
 
         found: dict[int, set[str]] = {}
-        for number, _, words in candidates:
-            found.setdefault(number, set()).update(words)
+        for number, span, words in candidates:  # (whether a passage answers is its text's to say)
+            if span != HEADLINE:
+                found.setdefault(number, set()).update(words)
         c = self.config
         supported = {number for number, words in found.items() if coverage(words) >= c.min_coverage}
         top = max(p.score for p in passages) or 1.0
