@@ -16,6 +16,7 @@ from rag.citations import CitationTracker
 from rag.config import AnswerConfig, Settings
 from rag.documents import Passage
 from rag.events import AnswerEvent, Citation, Sources, TextDelta
+from rag.places import places_named
 from rag.prompts import NO_ANSWER, answer_messages, revise_messages, rewrite_messages
 from rag.retrieve import content_terms
 from rag.sentences import closest_spans, sentences, stem, stems
@@ -31,6 +32,11 @@ _ASKS_NUMBER = re.compile(
     r"\bhow (?:many|much|long|old|far|often|big|large|high|fast)\b|\bby how\b"
     r"|\b(?:what|which) (?:\w+ )?(?:percentage|percent|share|number|amount|figure|price|cost|age|rate|sum"
     r"|total|tally|toll|count)\b",
+    re.IGNORECASE,
+)
+_ASKS_PLACE = re.compile(
+    r"\b(?:which|what) (?:(?:u\.s\.|us|american|european|african|asian|latin american|south american"
+    r"|middle eastern) )?(?:state|country|nation)\b",
     re.IGNORECASE,
 )
 _ASKS_DATE = re.compile(r"^\W*when\b|\b(?:what|which) (?:date|day|year|month)\b|\bsince when\b", re.I)
@@ -211,11 +217,13 @@ def _quotable(sentence: str) -> bool:
 
 
 def asks_for(question: str) -> str:
-    """The kind of thing a question asks for: "number" (how many, what percentage), "date" (when), or
-    "name" (who, where, which country, what company: the commonest kind)."""
+    """The kind of thing a question asks for: "number" (how many, what percentage), "date" (when), "place"
+    (which state, which country), or "name" (who, where, what company: the commonest kind)."""
     if _ASKS_NUMBER.search(question):
         return "number"
-    return "date" if _ASKS_DATE.search(question) else "name"
+    if _ASKS_DATE.search(question):
+        return "date"
+    return "place" if _ASKS_PLACE.search(question) else "name"
 
 
 def names_asked_for(sentence: str, kind: str, wanted: set[str]) -> bool:
@@ -224,6 +232,8 @@ def names_asked_for(sentence: str, kind: str, wanted: set[str]) -> bool:
         found = _NUMBER.findall(sentence)
     elif kind == "date":
         found = _DATE.findall(sentence)
+    elif kind == "place":
+        return any(not stems(place) <= wanted for place in places_named(sentence))
     else:
         found = [t for t in _NAME_OR_NUMBER.findall(sentence) if t[0] not in "$0123456789"]
     return any(stem(token.lower().strip(".,$%")) not in wanted for token in found)

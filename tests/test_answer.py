@@ -572,6 +572,21 @@ def test_the_offline_answer_quotes_a_headline_that_names_what_is_asked() -> None
     assert all(start >= 0 for c in sources.citations for start, _ in c.highlights), "a headline marks no text"
 
 
+def test_a_question_asking_which_state_is_answered_first_by_the_sentence_naming_one() -> None:
+    text = (
+        "Severe flooding left dozens of people unaccounted for early Thursday, officials said. "
+        "Rescue crews searched flooded homes through the night after the storm. "
+        "The flooding was worst in Buchanan County, Virginia, where rivers rose overnight."
+    )
+    passages = [_passage(1, text, title="Dozens missing after severe flooding")]
+    events = list(ExtractiveAnswerer().answer(
+        "Dozens of people were unaccounted for after severe flooding in which state?", passages,
+        as_of=date(2024, 5, 3),
+    ))  # fmt: skip
+    said = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert said.startswith("The flooding was worst in Buchanan County, Virginia"), said
+
+
 def test_the_offline_answer_quotes_no_furniture_no_list_opener_and_no_sentence_twice() -> None:
     page = (
         "Updated 3:05 p.m. ET\nBy Jane Smith, Harbor Times\n"
