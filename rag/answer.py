@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from rag.citations import CitationTracker
 from rag.config import AnswerConfig, Settings
-from rag.documents import Passage
+from rag.documents import GAP, Passage
 from rag.events import AnswerEvent, Citation, Sources, TextDelta
 from rag.places import places_named
 from rag.prompts import NO_ANSWER, answer_messages, revise_messages, rewrite_messages
@@ -146,12 +146,15 @@ class ExtractiveAnswerer:
         def coverage(words: set[str]) -> float:
             return sum(weight[t] for t in wanted & words) / total
 
-        found: dict[int, set[str]] = {}
-        for number, span, words in candidates:  # (whether a passage answers is its text's to say)
+        # Whether a passage answers is its text's to say, each stretch of it apart: an article's passages
+        # found apart are one source, but their words together answer no more than each does.
+        found: dict[tuple[int, int], set[str]] = {}
+        for number, span, words in candidates:
             if span != HEADLINE:
-                found.setdefault(number, set()).update(words)
+                stretch = passages[number - 1].text.count(GAP, 0, span[0])
+                found.setdefault((number, stretch), set()).update(words)
         c = self.config
-        supported = {number for number, words in found.items() if coverage(words) >= c.min_coverage}
+        supported = {number for (number, _), words in found.items() if coverage(words) >= c.min_coverage}
         top = max(p.score for p in passages) or 1.0
         scored, loose = [], []
         for number, span, words in candidates:

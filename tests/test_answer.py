@@ -21,7 +21,7 @@ from openai_server import openai_server
 from rag.answer import Answerer, ChatAnswerer, ExtractiveAnswerer
 from rag.config import Settings, with_overrides
 from rag.conversation import Turn, ask
-from rag.documents import Passage
+from rag.documents import GAP, Passage
 from rag.events import Revised, Sources, TextDelta
 from rag.prompts import NO_ANSWER
 from rag.retrieve import Query
@@ -585,6 +585,21 @@ def test_a_question_asking_which_state_is_answered_first_by_the_sentence_naming_
     ))  # fmt: skip
     said = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert said.startswith("The flooding was worst in Buchanan County, Virginia"), said
+
+
+def test_two_stretches_of_one_article_that_each_miss_the_question_do_not_answer_it_together() -> None:
+    question = "Which museum repaired the ancient jar broken by a boy during the summer festival?"
+    apart = (
+        "The museum said the jar was fixed by experts within a week.",
+        "Visitors to the summer festival in the harbour town danced until midnight.",
+    )
+    answered = {}
+    for name, text in (("apart", GAP.join(apart)), ("together", " ".join(apart))):
+        events = list(ExtractiveAnswerer().answer(question, [_passage(1, text, title="")],
+                                                  as_of=date(2024, 5, 3)))  # fmt: skip
+        answered[name] = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert answered["apart"] == NO_ANSWER, "each stretch alone holds too few of the question's words"
+    assert answered["together"].startswith("The museum said the jar was fixed"), answered
 
 
 def test_the_offline_answer_quotes_no_furniture_no_list_opener_and_no_sentence_twice() -> None:
