@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from rag.citations import CitationTracker
 from rag.config import AnswerConfig, Settings
-from rag.documents import GAP, Passage
+from rag.documents import Passage
 from rag.events import AnswerEvent, Citation, Sources, TextDelta
 from rag.places import places_named
 from rag.prompts import NO_ANSWER, answer_messages, revise_messages, rewrite_messages
@@ -125,67 +125,66 @@ class ExtractiveAnswerer:
         if asks_for(question) != "date" or any(_DATE.search(text) for text in quoted):
             return ""
         lead = passages[chosen[0][0] - 1]
-        day = lead.published_date
-        return f"{lead.outlet_name} published this on {day.day} {day:%B %Y}." if day else ""
+        return f"{lead.outlet_name} published this on {lead.published_day}." if lead.published_date else ""
 
     def _choose(self, question: str, passages: Sequence[Passage]) -> list[tuple[int, tuple[int, int]]]:
         """Pick (passage number, sentence span) pairs that answer the question, best first."""
         wanted, asked = stems(question), asks_for(question)
         if not wanted or not passages:
             return []
-        candidates = [
-            (number, span, stems(_said(passage, span)))
+        said = (
+            (number, span, _said(passage, span))
             for number, passage in enumerate(passages, start=1)
             for span in [*sentences(passage.text), *([HEADLINE] if passage.title else [])]
-            if _quotable(_said(passage, span))
+        )
+        candidates = [
+            (number, span, text, stems(text))
+            for number, span, text in said
+            if _quotable(text) and (span != HEADLINE or len(sentences(text)) == 1)  # (one marker, one claim)
         ]
         # (words weighed by their rarity among the passages' sentences: a headline restates its article)
-        weight = term_weights(wanted, [words for _, span, words in candidates if span != HEADLINE])
+        weight = term_weights(wanted, [words for _, span, _, words in candidates if span != HEADLINE])
         total = sum(weight.values())
 
         def coverage(words: set[str]) -> float:
             return sum(weight[t] for t in wanted & words) / total
 
-        # Whether a passage answers is its text's to say, each stretch of it apart: an article's passages
-        # found apart are one source, but their words together answer no more than each does.
-        found: dict[tuple[int, int], set[str]] = {}
-        for number, span, words in candidates:
+        found: dict[int, set[str]] = {}
+        for number, span, _, words in candidates:  # (whether a passage answers is its text's to say)
             if span != HEADLINE:
-                stretch = passages[number - 1].text.count(GAP, 0, span[0])
-                found.setdefault((number, stretch), set()).update(words)
+                found.setdefault(number, set()).update(words)
         c = self.config
-        supported = {number for (number, _), words in found.items() if coverage(words) >= c.min_coverage}
+        supported = {number for number, words in found.items() if coverage(words) >= c.min_coverage}
         top = max(p.score for p in passages) or 1.0
         scored, loose = [], []
-        for number, span, words in candidates:
+        for number, span, text, words in candidates:
             if number not in supported or not (covered := coverage(words)):
                 continue
             # Coverage decides; new names or numbers and the passage's retrieval rank (dates included)
             # weigh in, so the answering sentence of the best story wins over a restatement.
-            text = _said(passages[number - 1], span)
             kind = names_asked_for(text, asked, wanted)
             bonus = c.new_fact_bonus * min(_new_facts(text, wanted) / 2, 1.0)
             rank = c.rank_weight * passages[number - 1].score / top
             if covered >= c.min_sentence_coverage:
-                scored.append((covered + bonus + rank, number, span, kind))
-            elif kind:  # (a date or number asked for, in a sentence sharing fewer of the question's words)
-                loose.append((covered + bonus + rank, number, span, kind))
+                scored.append((covered + bonus + rank, number, span, kind, text))
+            elif kind and asked != "name":  # (sharing fewer of the question's words: see below)
+                loose.append((covered + bonus + rank, number, span, kind, text))
         scored.sort(key=lambda item: item[0], reverse=True)
         best = scored[0][0] if scored else 0.0
         chosen: dict[str, tuple[bool, int, tuple[int, int]]] = {}  # one sentence of each wording
-        for score, number, span, kind in scored:
+        for score, number, span, kind, text in scored:
             if len(chosen) == c.max_sentences or score < c.keep_within * best:
                 break
-            wording = " ".join(re.findall(r"\w+", _said(passages[number - 1], span).lower()))
+            wording = " ".join(re.findall(r"\w+", text.lower()))
             chosen.setdefault(wording, (kind, number, span))
-        # The best sentence naming a thing of the kind asked for leads; the rest keep their order. A number
-        # or a date asked for is brought in when no chosen sentence gives one (a name is in most sentences).
-        # A date or number asked for may also come from a sentence of the leading passage that shares
-        # fewer of the question's words ("When was that announced?": "The board announced it on May 7").
+        # The best sentence naming a thing of the kind asked for leads; the rest keep their order. A number,
+        # date or place asked for is brought in when no chosen sentence gives one (a name is in most
+        # sentences), also from a sentence of the leading passage that shares fewer of the question's words
+        # ("When was that announced?": "The board announced it on May 7").
         ordered = sorted(chosen.values(), key=lambda item: not item[0])
         if ordered and not ordered[0][0] and asked != "name":
             near = [item for item in sorted(loose, reverse=True) if item[1] == ordered[0][1]]
-            lead = next(((True, number, span) for _, number, span, kind in [*scored, *near] if kind), None)
+            lead = next(((True, number, span) for _, number, span, kind, _ in [*scored, *near] if kind), None)
             ordered = ([lead] + ordered)[: c.max_sentences] if lead else ordered
         return [(number, span) for _, number, span in ordered]
 

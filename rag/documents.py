@@ -123,11 +123,16 @@ class Passage:
         return outlet_label(self.outlet)
 
     @property
+    def published_day(self) -> str:
+        """Its article's publish day as a reader says it ("8 May 2024"), or nothing when it is unknown."""
+        day = self.published_date
+        return f"{day.day} {day:%B %Y}" if day else ""
+
+    @property
     def dateline(self) -> str:
         """Who published its article and when, as its source card shows them ("Coastal Post, published
         8 May 2024"); an article of unknown date has none."""
-        day = self.published_date
-        return f"{self.outlet_name}, published {day.day} {day:%B %Y}" if day else ""
+        return f"{self.outlet_name}, published {self.published_day}" if self.published_date else ""
 
     @property
     def day(self) -> str:
