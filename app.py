@@ -36,6 +36,8 @@ def resources(settings_json: str) -> tuple[Any, Any, Any]:
 def show_sources(sources: Sources) -> None:
     """Under an answer: how fresh it is, then each cited source with its headline, outlet, date, link,
     marked passage and the other outlets that reported its story."""
+    for discrepancy in sources.discrepancies:
+        st.info(escape_markdown(discrepancy.line), icon="⚖️")
     for check in sources.unsupported:
         why = escape_markdown(check.reason or "")
         st.warning(f"Not supported by its sources: “{escape_markdown(check.text)}” ({why})", icon="⚠️")

@@ -131,6 +131,8 @@ def _show(
         )
         return 0
     print("\n")
+    for discrepancy in sources.discrepancies:
+        print(discrepancy.line)
     for check in sources.unsupported:
         print(f"⚠ not supported by its sources: “{check.text}” ({check.reason})")
     if sources.stale:
@@ -170,6 +172,25 @@ def _as_json(
         "sentences": [
             {"text": c.text, "citations": list(c.citations), "supported": c.supported, "reason": c.reason}
             for c in sources.checks
+        ],
+        "discrepancies": [
+            {
+                "quantity": d.quantity,
+                "line": d.line,
+                "values": [
+                    {
+                        "value": v.value,
+                        "written": v.written,
+                        "outlet": v.outlet,
+                        "date": v.day.isoformat() if v.day else None,
+                        "citation": v.citation,
+                        "earlier": v.earlier,
+                        "newer": v.newer,
+                    }
+                    for v in d.values
+                ],
+            }
+            for d in sources.discrepancies
         ],
         "mode": sources.mode,
         "removed_markers": sources.removed_markers,

@@ -124,6 +124,9 @@ class StoryConfig(BaseModel):
 
     shingle_words: int = Field(5, ge=1, description="Words per shingle compared for near copies.")
     permutations: int = Field(128, ge=16, description="MinHash permutations per article.")
+    reports_compared: int = Field(
+        8, ge=0, description="Other reports of a cited story read for values that differ from the sources'."
+    )
     near_copy: float = Field(
         0.5, gt=0, le=1, description="Shingle overlap (estimated Jaccard) from which two articles are copies."
     )

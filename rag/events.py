@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from rag.discrepancies import Discrepancy
 from rag.documents import Passage, outlet_label
 from rag.store import Report
 
@@ -79,6 +80,7 @@ class Sources:
     newest: date | None = None  # publish date of the newest source cited: the answer is "as of" it
     stale: str | None = None  # said when a question about now has only older sources
     checks: tuple[SentenceCheck, ...] = ()  # each sentence of the answer checked against its citations
+    discrepancies: tuple[Discrepancy, ...] = ()  # quantities the sources give different values for
 
     @property
     def unsupported(self) -> list[SentenceCheck]:

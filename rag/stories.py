@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
+from rag import discrepancies
 from rag.answer import term_weights
 from rag.config import RetrievalConfig, StoryConfig
 from rag.dates import TimeFrame, time_frame
@@ -48,8 +49,50 @@ def with_stories(
     newest source, and a plain warning when a question about now has only older sources."""
     for event in events:
         if isinstance(event, Sources):
-            event = _dated_sources(event, store=store, frame=frame, as_of=as_of, config=config)
+            event = _with_discrepancies(
+                _dated_sources(event, store=store, frame=frame, as_of=as_of, config=config),
+                store=store,
+                as_of=as_of,
+                config=config,
+            )
         yield event
+
+
+def _with_discrepancies(sources: Sources, *, store: Store, as_of: date, config: StoryConfig) -> Sources:
+    """Sources with the quantities they, or the other reports of their stories (up to
+    `config.reports_compared` of each, newest first), give different values for; a report not cited that
+    gives one is cited after the others, its sentence marked."""
+    cited = {c.passage.article_id for c in sources.citations}
+    others = [
+        r.article_id
+        for c in sources.citations
+        for r in sorted(c.other_reports, key=lambda r: r.published_at or "", reverse=True)
+        if r.article_id not in cited and (r.published_at or "")[:10] <= as_of.isoformat()
+    ]
+    extra = store.first_passages(list(dict.fromkeys(others))[: config.reports_compared]) if others else []
+    numbered = [(c.number, c.passage) for c in sources.citations]
+    numbered += [(len(numbered) + i, p) for i, p in enumerate(extra, start=1)]
+    found = discrepancies.find(numbered)
+    if not found:
+        return sources
+    marked: dict[int, set[tuple[int, int]]] = {}
+    for number, passage in numbered:  # (the sentence giving each value, marked on its card)
+        for m in discrepancies.mentions(passage.text):
+            if any(v.citation == number and v.written == m.written for d in found for v in d.values):
+                marked.setdefault(number, set()).add(m.span)
+    renumber = {c.number: c.number for c in sources.citations}
+    citations = [replace(c, highlights=tuple(sorted({*c.highlights, *marked.get(c.number, ())})))
+                 for c in sources.citations]  # fmt: skip
+    reports = {r.article_id: c.reports for c in sources.citations for r in c.reports}
+    for number, passage in numbered[len(sources.citations) :]:
+        if number in marked:
+            renumber[number] = len(citations) + 1
+            citations.append(Citation(renumber[number], passage, tuple(sorted(marked[number])),
+                                      reports.get(passage.article_id, ())))  # fmt: skip
+    found = tuple(
+        replace(d, values=tuple(replace(v, citation=renumber[v.citation]) for v in d.values)) for d in found
+    )
+    return replace(sources, citations=citations, discrepancies=found)
 
 
 def _dated_sources(

@@ -1,0 +1,201 @@
+"""Where the reports differ: the same quantity (deaths, injuries, people missing, arrested or evacuated)
+given different values by the sources of an answer, or by the other reports of a story it cites.
+
+Only counts named by a word of their kind are compared ("12 dead", "killing 12", "the death toll rose to
+15"), and only between reports of one story (or sentences that say the same thing): a wrong "reports differ"
+misleads more than a missed one. A report that gives two values of one kind ("3 killed here, 10 there") is
+left out of that kind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+
+from rag.documents import Passage
+from rag.sentences import sentences, stems
+
+# Each kind: the words that name it after a number, the word a value is said with, the quantity's name.
+_KINDS = {
+    "dead": (r"dead|deaths?|killed|died|fatalities|lives(?: lost)?", "dead", "deaths"),
+    "injured": (r"injured|wounded|hurt|injuries", "injured", "injuries"),
+    "missing": (r"missing|unaccounted for", "missing", "people missing"),
+    "arrested": (r"arrested|arrests|detained", "arrested", "arrests"),
+    "evacuated": (r"evacuated|evacuations", "evacuated", "evacuations"),
+}
+_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+}  # fmt: skip
+_QUALIFIER = r"(?P<q>at least |more than |over |nearly |almost |about |around |some |up to )?"
+_UNIT = (
+    r"%|percent|years?|days?|weeks?|months?|hours?|minutes?|miles?|kilomet|km|feet|foot|met(?:er|re)s?|times"
+    r"|[ap]\.?m\b|million|billion"
+)
+_N = r"(?P<n>\d{1,3}(?:,\d{3})+|\d+|" + "|".join(_WORDS) + rf")\b(?![\d,.]*[\s-]*(?:{_UNIT}))"
+_WHO = (
+    r"(?:(?:people|persons|others|adults|children|civilians|residents|victims|migrants|soldiers|workers"
+    r"|passengers|students|officers|were|was|have|has|had|been|are|reportedly|confirmed|now) ){0,3}"
+)
+_PATTERNS = [
+    (kind, re.compile(rf"(?<![$\w.,]){_QUALIFIER}{_N} {_WHO}(?:{words})\b", re.IGNORECASE))
+    for kind, (words, _, _) in _KINDS.items()
+] + [
+    ("dead", re.compile(rf"\b(?:killing|killed|claimed the lives of) {_QUALIFIER}{_N}\b", re.IGNORECASE)),
+    ("injured", re.compile(rf"\b(?:injuring|injured|wounding|wounded) {_QUALIFIER}{_N}\b", re.IGNORECASE)),
+    ("arrested", re.compile(rf"\b(?:arrested|detained) {_QUALIFIER}{_N}\b", re.IGNORECASE)),
+    ("dead", re.compile(rf"\bdeath toll\b[^.;:]{{0,80}}?\b(?:to|at|of|reached|hit|is|was) {_QUALIFIER}{_N}\b",
+                        re.IGNORECASE)),
+]  # fmt: skip
+_KIND_WORDS = stems(" ".join(words.replace("|", " ").replace("?", "") for words, _, _ in _KINDS.values()))
+_SAME_WORDING = 0.3  # share of content words two sentences of different stories must share
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A count of one kind in a passage: its value, as written, and the sentence saying it."""
+
+    kind: str
+    value: int
+    written: str  # "at least 12 dead"
+    span: tuple[int, int]  # the sentence, within the passage text
+
+
+@dataclass(frozen=True)
+class ReportedValue:
+    """One report's value of a quantity, as a discrepancy line names it."""
+
+    written: str
+    value: int
+    outlet: str
+    day: date | None
+    citation: int
+    earlier: bool = False  # a later report of the story gives another value
+    newer: bool = False  # the newest report of those that differ
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    """One quantity the reports give different values for, the newest report first."""
+
+    quantity: str  # "deaths"
+    values: tuple[ReportedValue, ...]
+
+    @property
+    def line(self) -> str:
+        """The plain line an answer says it in: "Reports differ: 15 dead (Coastal Post, 21 Nov 2026, the
+        newer) [2] and 12 dead (Harbor Times, 20 Nov 2026, earlier) [1]." """
+        said = []
+        for v in self.values:
+            when = [f"{v.day.day} {v.day:%b %Y}"] if v.day else []
+            label = ["the newer"] if v.newer else ["earlier"] if v.earlier else []
+            said.append(f"{v.written} ({', '.join([v.outlet, *when, *label])}) [{v.citation}]")
+        return (
+            "Reports differ: "
+            + (", ".join(said[:-1]) + " and " + said[-1] if len(said) > 1 else said[0])
+            + "."
+        )
+
+
+def mentions(text: str) -> list[Mention]:
+    """The counts of each kind a text gives, one per value and sentence."""
+    found: dict[tuple[str, int, tuple[int, int]], Mention] = {}
+    for start, end in sentences(text):
+        sentence = text[start:end]
+        for kind, pattern in _PATTERNS:
+            for match in pattern.finditer(sentence):
+                value = _number(match.group("n"))
+                if value is None or (1900 <= value <= 2100 and "," not in match.group("n")):
+                    continue
+                written = f"{(match.group('q') or '').lower()}{value:,} {_KINDS[kind][1]}"
+                found.setdefault((kind, value, (start, end)), Mention(kind, value, written, (start, end)))
+    return list(found.values())
+
+
+def find(sources: Sequence[tuple[int, Passage]]) -> tuple[Discrepancy, ...]:
+    """The quantities that sources (citation number, passage) give different values for: between reports
+    of one story, or sentences sharing most of their words; a report with two values of a kind is left out
+    of it. The newest report leads; the values a later report revises are marked earlier."""
+    by_report: dict[tuple[str, str], list[tuple[int, Passage, Mention]]] = {}
+    for number, passage in sources:
+        for mention in mentions(passage.text):
+            by_report.setdefault((mention.kind, passage.article_id), []).append((number, passage, mention))
+    clear: dict[str, list[tuple[int, Passage, Mention]]] = {}
+    for (kind, _), found in by_report.items():
+        if len({m.value for _, _, m in found}) == 1:  # one value: this report's figure for the kind
+            clear.setdefault(kind, []).append(found[0])
+    results = []
+    for kind, found in clear.items():
+        for group in _same_event(found):
+            if len({m.value for _, _, m in group}) > 1:
+                results.append(Discrepancy(_KINDS[kind][2], _ordered(group)))
+    return tuple(results)
+
+
+def _same_event(found: list[tuple[int, Passage, Mention]]) -> list[list[tuple[int, Passage, Mention]]]:
+    """Split reports of one kind into those about one event: one story, or much the same wording."""
+    groups: list[list[tuple[int, Passage, Mention]]] = []
+    for item in found:
+        for group in groups:
+            if any(_alike(item, other) for other in group):
+                group.append(item)
+                break
+        else:
+            groups.append([item])
+    return groups
+
+
+def _alike(a: tuple[int, Passage, Mention], b: tuple[int, Passage, Mention]) -> bool:
+    if a[1].story == b[1].story:
+        return True
+    words_a, words_b = (_content(p.text[m.span[0] : m.span[1]]) for _, p, m in (a, b))
+    return bool(words_a and words_b) and len(words_a & words_b) >= _SAME_WORDING * len(words_a | words_b)
+
+
+def _content(sentence: str) -> set[str]:
+    return {w for w in stems(sentence) if not w.isdigit() and w not in _KIND_WORDS and w not in _WORDS}
+
+
+def _ordered(group: list[tuple[int, Passage, Mention]]) -> tuple[ReportedValue, ...]:
+    """Newest report first; each value a later report of another value revises is marked earlier."""
+    newest_first = sorted(
+        group, key=lambda item: (item[1].published_date or date.min, -item[0]), reverse=True
+    )
+    values = []
+    for number, passage, mention in newest_first:
+        day = passage.published_date
+        later = [
+            p.published_date
+            for _, p, m in group
+            if m.value != mention.value and p.published_date and day and p.published_date > day
+        ]
+        values.append(
+            ReportedValue(mention.written, mention.value, passage.outlet_name, day, number, bool(later))
+        )
+    if values and values[0].day and all(v.earlier for v in values[1:] if v.value != values[0].value):
+        values[0] = replace(values[0], newer=True)
+    return tuple(_one_per_value(values))
+
+
+def _one_per_value(values: list[ReportedValue]) -> list[ReportedValue]:
+    """The newest report of each value (the reports that agree are one value)."""
+    seen: set[int] = set()
+    kept = []
+    for v in values:
+        if v.value not in seen:
+            seen.add(v.value)
+            kept.append(v)
+    return kept
+
+
+def _number(text: str) -> int | None:
+    word = _WORDS.get(text.lower())
+    if word is not None:
+        return word
+    try:
+        return int(text.replace(",", ""))
+    except ValueError:
+        return None
