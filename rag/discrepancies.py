@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
-from rag.documents import Passage
+from rag.documents import Passage, is_digest
+from rag.places import places_named
 from rag.sentences import sentences, stems
 
 # Each kind: the words that name it after a number, the word a value is said with, the quantity's name.
@@ -35,21 +36,37 @@ _UNIT = (
     r"%|percent|years?|days?|weeks?|months?|hours?|minutes?|miles?|kilomet|km|feet|foot|met(?:er|re)s?|times"
     r"|[ap]\.?m\b|million|billion"
 )
-_N = r"(?P<n>\d{1,3}(?:,\d{3})+|\d+|" + "|".join(_WORDS) + rf")\b(?![\d,.]*[\s-]*(?:{_UNIT}))"
-_WHO = (
-    r"(?:(?:people|persons|others|adults|children|civilians|residents|victims|migrants|soldiers|workers"
-    r"|passengers|students|officers|were|was|have|has|had|been|are|reportedly|confirmed|now) ){0,3}"
+_N = r"(?P<n>\d{1,3}(?:,\d{3})+|\d+|" + "|".join(_WORDS) + rf")\b(?![,.]?\d)(?![\d,.]*[\s-]*(?:{_UNIT}))"
+_PEOPLE = (
+    r"people|persons|others|adults|children|civilians|residents|victims|migrants|soldiers|workers|passengers"
+    r"|students|officers|men|women|Palestinians|Israelis|Ukrainians|Americans"
+)
+_BETWEEN = r"were|was|have|has|had|been|are|reportedly|confirmed|now|of them|of those|of the"
+_WHO = rf"(?:(?:{_PEOPLE}|{_BETWEEN}) ){{0,3}}"
+# After "killing 12": people, or the end of the clause ("killing 12 in Texas"), not "killing 12 cattle".
+_WHOM = (
+    rf"(?=\s+(?:{_PEOPLE}|of (?:them|those)|in|on|at|and|across|during|after|when|while|since|including"
+    r"|as|so far|this|last)\b|\s*[,.;:)—–-]|$)"
 )
 _PATTERNS = [
-    (kind, re.compile(rf"(?<![$\w.,]){_QUALIFIER}{_N} {_WHO}(?:{words})\b", re.IGNORECASE))
+    (kind, re.compile(rf"(?<![$\w.,-]){_QUALIFIER}{_N} {_WHO}(?:{words})\b", re.IGNORECASE))
     for kind, (words, _, _) in _KINDS.items()
 ] + [
-    ("dead", re.compile(rf"\b(?:killing|killed|claimed the lives of) {_QUALIFIER}{_N}\b", re.IGNORECASE)),
-    ("injured", re.compile(rf"\b(?:injuring|injured|wounding|wounded) {_QUALIFIER}{_N}\b", re.IGNORECASE)),
-    ("arrested", re.compile(rf"\b(?:arrested|detained) {_QUALIFIER}{_N}\b", re.IGNORECASE)),
+    ("dead", re.compile(rf"\b(?:killing|killed|claimed the lives of) {_QUALIFIER}{_N}\b{_WHOM}", re.I)),
+    ("injured", re.compile(rf"\b(?:injuring|injured|wounding|wounded) {_QUALIFIER}{_N}\b{_WHOM}", re.I)),
+    ("arrested", re.compile(rf"\b(?:arrested|detained) {_QUALIFIER}{_N}\b{_WHOM}", re.IGNORECASE)),
     ("dead", re.compile(rf"\bdeath toll\b[^.;:]{{0,80}}?\b(?:to|at|of|reached|hit|is|was) {_QUALIFIER}{_N}\b",
                         re.IGNORECASE)),
 ]  # fmt: skip
+# Where a count is of: the places its sentence names ("in Erie County, New York", "across the Caribbean")
+# and words that widen it; two counts of different places are different quantities.
+_WHERE = re.compile(
+    r"\b(?:in|near|across|throughout|at)\s+(?:the\s+|a\s+|an\s+)?((?:[A-Z][\w.-]*(?:['’]s)?\s?)+)"
+)
+_WIDE = re.compile(
+    r"\b(?:nationwide|statewide|worldwide|countrywide|across the (?:country|state|region|world))\b", re.I
+)
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _KIND_WORDS = stems(" ".join(words.replace("|", " ").replace("?", "") for words, _, _ in _KINDS.values()))
 _SAME_WORDING = 0.3  # share of content words two sentences of different stories must share
 
@@ -62,6 +79,7 @@ class Mention:
     value: int
     written: str  # "at least 12 dead"
     span: tuple[int, int]  # the sentence, within the passage text
+    where: frozenset[str] = frozenset()  # the places its sentence names, and words that widen it
 
 
 @dataclass(frozen=True)
@@ -105,13 +123,17 @@ def mentions(text: str) -> list[Mention]:
     found: dict[tuple[str, int, tuple[int, int]], Mention] = {}
     for start, end in sentences(text):
         sentence = text[start:end]
+        where = _where(sentence)
         for kind, pattern in _PATTERNS:
             for match in pattern.finditer(sentence):
                 value = _number(match.group("n"))
-                if value is None or (1900 <= value <= 2100 and "," not in match.group("n")):
+                # (one death is most often a person's own story, not a toll; a year is not a count)
+                if value is None or value < 2 or (1900 <= value <= 2100 and "," not in match.group("n")):
                     continue
                 written = f"{(match.group('q') or '').lower()}{value:,} {_KINDS[kind][1]}"
-                found.setdefault((kind, value, (start, end)), Mention(kind, value, written, (start, end)))
+                found.setdefault(
+                    (kind, value, (start, end)), Mention(kind, value, written, (start, end), where)
+                )
     return list(found.values())
 
 
@@ -121,18 +143,37 @@ def find(sources: Sequence[tuple[int, Passage]]) -> tuple[Discrepancy, ...]:
     of it. The newest report leads; the values a later report revises are marked earlier."""
     by_report: dict[tuple[str, str], list[tuple[int, Passage, Mention]]] = {}
     for number, passage in sources:
+        if is_digest(passage.title):  # (its counts are of many stories)
+            continue
         for mention in mentions(passage.text):
+            if _of_the_past(passage, mention):
+                continue
             by_report.setdefault((mention.kind, passage.article_id), []).append((number, passage, mention))
     clear: dict[str, list[tuple[int, Passage, Mention]]] = {}
     for (kind, _), found in by_report.items():
         if len({m.value for _, _, m in found}) == 1:  # one value: this report's figure for the kind
             clear.setdefault(kind, []).append(found[0])
     results = []
-    for kind, found in clear.items():
-        for group in _same_event(found):
-            if len({m.value for _, _, m in group}) > 1:
-                results.append(Discrepancy(_KINDS[kind][2], _ordered(group)))
+    for kind, found in clear.items():  # (of one kind, the event most reports give a value for)
+        differing = [group for group in _same_event(found) if len({m.value for _, _, m in group}) > 1]
+        if differing:
+            results.append(Discrepancy(_KINDS[kind][2], _ordered(max(differing, key=len))))
     return tuple(results)
+
+
+def _where(sentence: str) -> frozenset[str]:
+    named = {w.removesuffix("'s").removesuffix("’s") for run in _WHERE.findall(sentence) for w in run.split()}
+    for place in places_named(sentence):
+        named.update(place.split())
+    return frozenset(named | {w.lower() for w in _WIDE.findall(sentence)})
+
+
+def _of_the_past(passage: Passage, mention: Mention) -> bool:
+    """Whether a count's sentence names an earlier year than its report's ("the Blizzard of 1977 killed
+    29"): a count of another event."""
+    day = passage.published_date
+    sentence = passage.text[mention.span[0] : mention.span[1]]
+    return day is not None and any(int(year) < day.year for year in _YEAR.findall(sentence))
 
 
 def _same_event(found: list[tuple[int, Passage, Mention]]) -> list[list[tuple[int, Passage, Mention]]]:
@@ -149,6 +190,11 @@ def _same_event(found: list[tuple[int, Passage, Mention]]) -> list[list[tuple[in
 
 
 def _alike(a: tuple[int, Passage, Mention], b: tuple[int, Passage, Mention]) -> bool:
+    where_a, where_b = a[2].where, b[2].where  # (a count said of no place is of the story's own)
+    if (where_a and where_b and where_a != where_b) or {w for w in where_a | where_b if w.islower()} - (
+        where_a & where_b
+    ):
+        return False
     if a[1].story == b[1].story:
         return True
     words_a, words_b = (_content(p.text[m.span[0] : m.span[1]]) for _, p, m in (a, b))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -171,6 +172,22 @@ def _joined(group: list[Passage]) -> Passage:
         chunk_index=ordered[0].chunk_index,
         similarity=max(similarities) if similarities else None,
     )
+
+
+_DAYS = r"(?:mon|tues|wednes|thurs|fri|satur|sun)day"
+_MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d"
+_DIGEST = re.compile(
+    rf"\bthings (?:to know|you need to know)(?: today)?:?(?: (?:for|on))? (?:{_DAYS}|{_MONTHS})"
+    r"|\bthings you need to know today\b|\bdaily briefing\b|\bnews quiz\b|\bweek in review\b"
+    r"|\b(?:morning|evening) briefing\b",
+    re.IGNORECASE,
+)
+
+
+def is_digest(title: str | None) -> bool:
+    """Whether a headline is a digest's ("5 things to know for Nov. 23", "Daily Briefing"): a page of many
+    stories, none of which it reports as a story's own article does."""
+    return bool(title and _DIGEST.search(title))
 
 
 def headline_label(title: str | None) -> str:

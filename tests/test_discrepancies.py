@@ -73,9 +73,15 @@ def test_numbers_of_different_kinds_give_none() -> None:
 def test_different_events_and_ambiguous_reports_give_none() -> None:
     other = "A bus crash in Leeds killed 15 people on Friday, police said."
     assert pair(FIRST, other, second_story="bus") == ()
-    # A report giving two tolls (this one and an older disaster's) says nothing clear about either.
-    two = FIRST + " A ferry sinking there in 1998 killed 40 people."
+    # A report giving two tolls says nothing clear about either; a toll of an earlier year is another event's.
+    two = FIRST + " Officials later said 14 people had died."
     assert pair(two, LATER) == ()
+    past = LATER.replace("rose to 15", "stood at 12") + " A ferry sinking there in 1998 killed 40 people."
+    assert pair(FIRST, past) == ()
+    # Tolls of different places, or of one place and a whole country, are different quantities.
+    here, elsewhere = FIRST.replace("off Port", "in Port"), LATER.replace("off Port Alder", "in Norland")
+    assert pair(here, elsewhere) == ()
+    assert pair(FIRST, LATER.replace("rose to 15", "rose to 15 nationwide")) == ()
 
 
 def test_counts_are_read_as_reporters_write_them() -> None:
