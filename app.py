@@ -20,7 +20,7 @@ from rag.embeddings import embedding_model_for
 from rag.events import DatedLine, Revised, Sources, TextDelta
 from rag.retrieve import Query
 from rag.store import Report, StoreError, open_store
-from rag.stories import as_of_line, brief, format_day
+from rag.stories import as_of_line, brief, format_day, since_updated
 
 UPLOAD_TYPES = ["txt", "md", "html", "json", "jsonl"]
 OTHERS_SHOWN = 10  # other articles of a story listed on a source card
@@ -33,9 +33,12 @@ def resources(settings_json: str) -> tuple[Any, Any, Any]:
     return open_store(config), embedding_model_for(config), answerer_for(config)
 
 
-def show_sources(sources: Sources) -> None:
+def show_sources(sources: Sources, store: Any = None) -> None:
     """Under an answer: how fresh it is, then each cited source with its headline, outlet, date, link,
-    marked passage and the other outlets that reported its story."""
+    marked passage and the other outlets that reported its story. An earlier answer (given `store`) says
+    which of its quoted sentences an article has since dropped."""
+    for note in since_updated(sources, store) if store is not None else []:
+        st.warning(escape_markdown(note), icon="🔄")
     for discrepancy in sources.discrepancies:
         st.info(escape_markdown(discrepancy.line), icon="⚖️")
     for check in sources.unsupported:
@@ -52,6 +55,7 @@ def show_sources(sources: Sources) -> None:
             f"[{citation.number}] {escape_markdown(passage.headline)} · "
             f"{escape_markdown(passage.outlet_name)} · {passage.day}"
             + (f" · reported by {len(outlets)} outlets" if len(outlets) > 1 else "")
+            + (f" · {citation.updated_line}" if citation.updated_line else "")
         )
         with st.expander(label):
             if url := safe_url(passage.url):
@@ -123,12 +127,12 @@ def show_events(events: Any) -> tuple[str, list[DatedLine], Sources]:
     return markdown, lines, sources[0]
 
 
-def show_turn(turn: dict[str, Any]) -> None:
+def show_turn(turn: dict[str, Any], store: Any) -> None:
     with st.chat_message("user"):
         st.text(turn["question"])
     with st.chat_message("assistant"):
         st.markdown(turn["answer_markdown"])
-        show_sources(turn["sources"])
+        show_sources(turn["sources"], store)
 
 
 def sidebar(config: Settings, store: Any, embedder: Any) -> dict[str, Any]:
@@ -249,7 +253,7 @@ def main() -> None:
         return
     turns = st.session_state.setdefault("turns", [])
     for turn in turns:
-        show_turn(turn)
+        show_turn(turn, store)
     question = st.chat_input("Ask about the news")
     if not question:
         return

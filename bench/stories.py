@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/stories.py [--set stories.same_story=0.8 ...] [--sweep]
 
-`bench/story_labels.jsonl` names 60 seed articles of ../shared/corpora/rtqa_news_articles_2022_2026.jsonl.gz
-(30 from November 2022, 30 from March 2024, drawn at random) and, for each, every article of the corpus
+`bench/story_labels.jsonl` names 210 seed articles of ../shared/corpora/rtqa_news_articles_2022_2026.jsonl.gz
+(30 from each of November 2022 and March 2024, 50 from each of April 2023, January 2025 and June 2025, drawn
+at random) and, for each, every article of the corpus
 published within 7 days of it that reports the same story, and which of those are near copies, labelled by
 reading them. The articles of those months (and 10 days around them) are split and their first passages
 embedded as ingest does (vectors kept in data/bench/ so a sweep embeds once), then grouped by
@@ -22,6 +23,7 @@ import sys
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,7 +117,7 @@ class _NothingStored:
         return {}
 
 
-Counts = dict[str, tuple[int, int, int]]
+Counts = dict[str, Any]  # "story" and "copy": (true positive, false positive, missed); "slice": the month
 
 
 def pair_counts(labels: list[dict], records: list[dict], grouped: dict) -> list[Counts]:
@@ -135,7 +137,7 @@ def pair_counts(labels: list[dict], records: list[dict], grouped: dict) -> list[
             ("copy", copies, set(label["near_copies"])),
         ):
             result[name] = (len(found & truth), len(found - truth), len(truth - found))
-        counts.append(result)
+        counts.append({**result, "slice": label["slice"]})
     return counts
 
 
@@ -190,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             "stories": figures(counts, "story"),
             "near_copies": figures(counts, "copy"),
             "ms_per_article": round(1000 * seconds / len(records), 2),
+            "by_month": {
+                month: {k: v for k, v in figures([c for c in counts if c["slice"] == month], "story").items()}
+                for month in sorted({c["slice"] for c in counts})
+            },
         }
         print(json.dumps(result))
     return 0

@@ -144,6 +144,8 @@ def _show(
         print(f"[{citation.number}] {p.headline} | {p.outlet_name} | {p.day} | {p.url or p.article_id}")
         if len(citation.outlets) > 1:
             print(f"    reported by {len(citation.outlets)} outlets: {', '.join(citation.outlets)}")
+        if updated := citation.updated_line:
+            print(f"    {updated}")
     print(f"({sources.mode})")
     return 0
 
@@ -204,6 +206,13 @@ def _as_json(
                     {"outlet": r.outlet, "published_at": r.published_at, "url": r.url, "title": r.title}
                     for r in c.other_reports
                 ],
+                "updates": {
+                    "times": c.updates.times,
+                    "last": c.updates.last,
+                    "earlier": [{"content_hash": h, "date": d} for h, d in c.updates.earlier],
+                }
+                if c.updates
+                else None,
                 "passage": c.passage.text,
                 "highlights": [c.passage.text[s:e] for s, e in c.highlights],
             }

@@ -8,7 +8,7 @@ from datetime import date
 
 from rag.discrepancies import Discrepancy
 from rag.documents import Passage, outlet_label
-from rag.store import Report
+from rag.store import Report, Updates
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,15 @@ class Citation:
     passage: Passage
     highlights: tuple[tuple[int, int], ...] = ()  # character spans within passage.text
     reports: tuple[Report, ...] = ()  # every article of the passage's story, itself included, oldest first
+    updates: Updates | None = None  # when its article changed under its id since first stored
+
+    @property
+    def updated_line(self) -> str | None:
+        """What its card says of an article that changed: "updated 2 times, last 2026-11-21"."""
+        if self.updates is None:
+            return None
+        times = "1 time" if self.updates.times == 1 else f"{self.updates.times} times"
+        return f"updated {times}, last {self.updates.last[:10]}"
 
     @property
     def outlets(self) -> list[str]:

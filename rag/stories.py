@@ -101,7 +101,11 @@ def _dated_sources(
     """Sources with their stories' other reports, the newest source's date and, for a question about
     now (`frame`: the period the question names), a warning when that date is old."""
     reports = store.story_reports(c.passage.story for c in sources.citations)
-    citations = [replace(c, reports=tuple(reports.get(c.passage.story, ()))) for c in sources.citations]
+    updates = store.updates(c.passage.article_id for c in sources.citations) if sources.citations else {}
+    citations = [
+        replace(c, reports=tuple(reports.get(c.passage.story, ())), updates=updates.get(c.passage.article_id))
+        for c in sources.citations
+    ]
     days = [c.passage.published_date for c in citations if c.passage.published_date]
     newest = max(days, default=None)
     stale = None
@@ -113,6 +117,22 @@ def _dated_sources(
                 f"{format_day(as_of)}: there may be later news that these articles do not cover."
             )
     return replace(sources, citations=citations, newest=newest, stale=stale)
+
+
+def since_updated(sources: Sources, store: Store) -> list[str]:
+    """For an answer given earlier (a conversation's past turn): each cited article that changed since,
+    whose newer version no longer holds a sentence the answer quoted, said as such."""
+    now = store.updates(c.passage.article_id for c in sources.citations) if sources.citations else {}
+    changed = [c for c in sources.citations if now.get(c.passage.article_id) != c.updates]
+    texts = store.passage_texts([c.passage.article_id for c in changed]) if changed else {}
+    notes = []
+    for c in changed:
+        current = " ".join(texts.get(c.passage.article_id, []))
+        gone = [c.passage.text[a:b] for a, b in c.highlights if c.passage.text[a:b] not in current]
+        if gone:
+            quoted = gone[0] if len(gone[0]) <= 120 else gone[0][:117] + "…"
+            notes.append(f"[{c.number}] was updated after this answer: “{quoted}” is no longer in it.")
+    return notes
 
 
 def asks_about_now(frame: TimeFrame, as_of: date) -> bool:

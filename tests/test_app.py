@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import ROOT, SEEDS
 from rag.store.records import CorpusOverview
 from test_answer import CROSSING_QUESTION, write_crossing_story
+from test_discrepancies import write_ferry_tolls
 
 HOSTILE = (
     "---\ntitle: Council ![x](http://example.invalid/t.png) vote\noutlet: Town <b>Crier</b>\n"
@@ -136,3 +137,29 @@ def test_an_article_cited_from_two_passages_gets_one_card(app: AppTest, tmp_path
     assert card.label.startswith("[1] Harbor crossing closes for six weeks of cable repairs · Harbor Times")
     passage = card.get("html")[0].proto.body
     assert passage.count("<mark>") >= 2 and "1964" in passage and "40 million dollars" in passage
+
+
+def test_reports_that_differ_are_said_above_the_sources(app: AppTest, tmp_path: Path) -> None:
+    write_ferry_tolls(tmp_path / "corpus")
+    app.sidebar.button[0].click().run()
+    ask(app, "How many people died when the ferry capsized off Port Alder?")
+    (note,) = app.chat_message[-1].info
+    shown = note.value.replace("\\", "")  # (as the reader sees it, the Markdown escapes gone)
+    assert shown.startswith("Reports differ: 15 dead (Coastal Post, 21 Nov 2026, the newer) [")
+    assert "at least 12 dead (Harbor Times, 20 Nov 2026, earlier)" in shown
+
+
+def test_an_earlier_answer_says_when_its_article_was_since_updated(app: AppTest, tmp_path: Path) -> None:
+    path = write_crossing_story(tmp_path / "corpus")
+    app.sidebar.button[0].click().run()
+    ask(app, CROSSING_QUESTION)
+    assert not app.chat_message[-1].warning
+    # The outlet corrects the cost; the next ingest stores the new version.
+    path.write_text(path.read_text().replace("about 40 million dollars", "about 45 million dollars"))
+    app.sidebar.button[0].click().run()
+    (note,) = app.chat_message[-1].warning
+    shown = note.value.replace("\\", "")
+    assert shown.startswith("[1] was updated after this answer: “The work will cost about 40 million")
+    assert "is no longer in it" in shown
+    (card,) = app.chat_message[-1].expander
+    assert "updated" not in card.label  # (the card is as it was when answered)

@@ -13,7 +13,10 @@ import pytest
 
 from conftest import run_cli, write_articles
 from ingest.web import FetchState
+from rag.answer import ExtractiveAnswerer
 from rag.config import Settings
+from rag.conversation import ask
+from rag.events import Sources
 from rag.retrieve import Query, retrieve
 from rag.store import StoreLockedError, open_store
 from rag.store.database import CatalogDatabase, Database
@@ -360,3 +363,35 @@ def test_headlines_rank_alike_in_both_and_an_older_catalog_gets_their_postings(
     database.execute("COMMENT ON TABLE meta IS NULL")
     database.close()
     assert headlines(stores["postgres"]) == seen["postgres"]
+
+
+def test_an_article_changed_under_its_id_keeps_its_earlier_versions_and_its_card_counts_them(
+    ingest, embedder, database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    text = "The harbour board approved a new ferry terminal on Monday, at a cost of 40 million pounds."
+    for name, settings in both_catalogs(tmp_path, database_url).items():
+        write_article(folder, "terminal", "Ferry terminal approved", text, "2024-03-04")
+        ingest(folder, settings=settings)
+        for edit in ("at a cost of 45 million pounds.", "at a cost of 45 million pounds, the board said."):
+            edited = text.replace("at a cost of 40 million pounds.", edit)
+            write_article(folder, "terminal", "Ferry terminal approved", edited, "2024-03-04")
+            assert ingest(folder, settings=settings).changed == 1
+        ingest(folder, settings=settings)  # (unchanged: no version added)
+        with open_store(settings) as store:
+            updates = store.updates(["news/terminal.md"])["news/terminal.md"]
+            assert updates.times == 2, name
+            hashes = [h for h, _ in updates.earlier]
+            assert len(set(hashes)) == 2 and store.articles()["news/terminal.md"].content_hash not in hashes
+            asked = Query("What did the ferry terminal cost?", as_of=date(2024, 3, 31))
+            answerer = ExtractiveAnswerer(settings.answer)
+            turn = ask(asked, store=store, embedder=embedder, answerer=answerer, config=settings.retrieval)
+            sources = next(e for e in turn.events if isinstance(e, Sources))
+            (card,) = sources.citations
+            assert card.updated_line == f"updated 2 times, last {updates.last[:10]}", name
+        (folder / "terminal.md").unlink()
+        ingest(folder, prune=True, settings=settings)
+        with open_store(settings) as store:  # an article taken down leaves no versions behind
+            assert store.updates(["news/terminal.md"]) == {}
+            assert store.database.rows("SELECT article_id FROM article_versions") == []

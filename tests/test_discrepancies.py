@@ -10,8 +10,10 @@ import sys
 from datetime import date
 
 from conftest import ROOT, news_article
+from openai_server import openai_server
 from rag import discrepancies
-from rag.answer import ExtractiveAnswerer
+from rag.answer import ChatAnswerer, ExtractiveAnswerer
+from rag.config import Settings
 from rag.conversation import ask
 from rag.documents import Passage
 from rag.events import Sources
@@ -146,4 +148,26 @@ def test_cli_prints_the_line_and_json_carries_the_discrepancies(ingest, config, 
     assert [(v["value"], v["outlet"], v["date"], v["newer"], v["earlier"]) for v in d["values"]] == [
         (15, "Coastal Post", "2026-11-21", True, False),
         (12, "Harbor Times", "2026-11-20", False, True),
+    ]
+
+
+def test_a_chat_models_answer_gets_the_line_too_even_citing_one_report(
+    ingest, config, embedder, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    write_ferry_tolls(tmp_path / "news")
+    assert not ingest(tmp_path / "news").failures
+    with openai_server() as server, open_store(config) as store:
+        server.reply = "At least 12 people were killed when a ferry capsized off Port Alder [1]."
+        chat = ChatAnswerer(Settings(openai_api_key="k", openai_base_url=server.url, chat_model="tiny"))
+        asked = Query(
+            "How many people died when the ferry capsized off Port Alder?", as_of=date(2026, 11, 22)
+        )
+        turn = ask(asked, store=store, embedder=embedder, answerer=chat, config=config.retrieval,
+                   stories=config.stories)  # fmt: skip
+        sources = next(e for e in turn.events if isinstance(e, Sources))
+    (d,) = sources.discrepancies
+    by_number = {c.number: c.passage.outlet_name for c in sources.citations}
+    assert [(v.value, by_number[v.citation], v.newer, v.earlier) for v in d.values] == [
+        (15, "Coastal Post", True, False),
+        (12, "Harbor Times", False, True),
     ]

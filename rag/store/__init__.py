@@ -32,6 +32,7 @@ from rag.store.records import (
     StoreError,
     StoreLockedError,
     StoryMember,
+    Updates,
     chunk_metadata,
 )
 from rag.store.schema import LAYOUT, SCHEMA_VERSION, Schema
@@ -42,8 +43,8 @@ from rag.store.writes import Writes, article_focus
 __all__ = [
     "SCHEMA_VERSION", "UNDATED", "UNKNOWN_TS", "ArticleWrite", "ChunkingMismatch", "CorpusOverview",
     "EmbeddingModelMismatch", "PassageFilter", "Report", "Store", "StoreError",
-    "StoreLockedError", "StoredArticle", "StoryMember", "article_focus", "chunk_metadata", "hold_lock",
-    "open_store", "span",
+    "StoreLockedError", "StoredArticle", "StoryMember", "Updates", "article_focus", "chunk_metadata",
+    "hold_lock", "open_store", "span",
 ]  # fmt: skip
 
 

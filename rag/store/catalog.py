@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from rag.store.lock import Guarded
-from rag.store.records import CorpusOverview, Report, StoredArticle, StoryMember, day_of
+from rag.store.records import CorpusOverview, Report, StoredArticle, StoryMember, Updates, day_of
 
 BATCH = 1000  # ids per Chroma call, well under its max batch size
 ARTICLE_COLUMNS = (
@@ -117,6 +117,24 @@ class Catalog(Guarded):
             "ORDER BY duplicate_of IS NOT NULL, published_ts IS NULL, published_ts, article_id"
         )
         return [(a, day_of(p), d) for a, p, d in rows]
+
+    def updates(self, article_ids: Iterable[str]) -> dict[str, Updates]:
+        """How often each of these articles changed under its id, and when its current version was stored
+        (or, when its outlet says, last updated); articles that never changed are left out."""
+        test, values = self._in(sorted(set(article_ids)))
+        rows = self._rows(
+            "SELECT v.article_id, v.content_hash, v.ingested_at, v.updated_at, a.ingested_at, a.updated_at "
+            "FROM article_versions v JOIN articles a ON a.article_id = v.article_id "
+            f"WHERE v.article_id {test} ORDER BY v.ingested_at",
+            (values,),
+        )
+        found: dict[str, Updates] = {}
+        for article_id, content_hash, stored, updated, last_stored, last_updated in rows:
+            earlier = found[article_id].earlier if article_id in found else ()
+            found[article_id] = Updates(
+                last_updated or last_stored, (*earlier, (content_hash, updated or stored))
+            )
+        return found
 
     def story_reports(self, story_ids: Iterable[str]) -> dict[str, list[Report]]:
         """Every article of these stories, oldest first."""

@@ -3,8 +3,9 @@ as the SQLite catalog, and the word statistics and postings that BM25 reads, kep
 statement as rows are written."""
 
 TABLES = (
-    "meta", "articles", "passages", "pending", "ingest_runs", "periods", "outlets", "vector_splits",
-    "passage_terms", "passage_postings", "headline_terms", "headline_postings", "bm25_totals",
+    "meta", "articles", "passages", "pending", "article_versions", "ingest_runs", "periods", "outlets",
+    "vector_splits", "passage_terms", "passage_postings", "headline_terms", "headline_postings",
+    "bm25_totals",
 )  # fmt: skip
 _PERIOD = (
     "CASE WHEN {row}.published_ts IS NULL THEN 'undated' "
@@ -55,6 +56,11 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id)",
     "DROP INDEX IF EXISTS passages_terms",  # searches read the postings
     "CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY, periods TEXT)",
+    """CREATE TABLE IF NOT EXISTS article_versions (
+        article_id TEXT COLLATE "C" NOT NULL, content_hash TEXT NOT NULL, ingested_at TEXT NOT NULL,
+        updated_at TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS article_versions_article ON article_versions(article_id)",
     """CREATE TABLE IF NOT EXISTS ingest_runs (
         started_at TEXT NOT NULL UNIQUE, finished_at TEXT NOT NULL, new INTEGER NOT NULL,
         changed INTEGER NOT NULL

@@ -75,6 +75,19 @@ class Report:
 
 
 @dataclass(frozen=True)
+class Updates:
+    """An article that changed under its id: when its current version dates from, and each earlier
+    version's content hash and date (stored, or updated by its outlet), oldest first."""
+
+    last: str  # ISO 8601
+    earlier: tuple[tuple[str, str], ...]
+
+    @property
+    def times(self) -> int:
+        return len(self.earlier)
+
+
+@dataclass(frozen=True)
 class CorpusOverview:
     """The corpus at a glance."""
 

@@ -66,6 +66,11 @@ CREATE TRIGGER IF NOT EXISTS articles_ad AFTER DELETE ON articles BEGIN
     INSERT INTO headlines_fts(headlines_fts, rowid, title) VALUES ('delete', old.rowid, old.title);
 END;
 CREATE TABLE IF NOT EXISTS pending (article_id TEXT PRIMARY KEY, periods TEXT);
+-- Each earlier version of an article that changed under its id: its hash and when it was stored.
+CREATE TABLE IF NOT EXISTS article_versions (
+    article_id TEXT NOT NULL, content_hash TEXT NOT NULL, ingested_at TEXT NOT NULL, updated_at TEXT
+);
+CREATE INDEX IF NOT EXISTS article_versions_article ON article_versions(article_id);
 CREATE TABLE IF NOT EXISTS ingest_runs (
     started_at TEXT NOT NULL, finished_at TEXT NOT NULL, new INTEGER NOT NULL, changed INTEGER NOT NULL
 );

@@ -103,6 +103,12 @@ class Writes(Vectors, Catalog):
             changed = set(replacing) & counts.keys()
             with self._transaction():
                 for item in writes:
+                    if item.article.article_id in changed:  # (the version it replaces is kept on record)
+                        self._execute(
+                            "INSERT INTO article_versions SELECT article_id, content_hash, ingested_at, "
+                            "updated_at FROM articles WHERE article_id = ? AND content_hash <> ?",
+                            (item.article.article_id, item.article.content_hash),
+                        )
                     self._delete_rows(item.article.article_id)
                     self._insert_article(
                         item.article,
@@ -162,6 +168,7 @@ class Writes(Vectors, Catalog):
             with self._transaction():
                 for article_id in article_ids:
                     self._delete_rows(article_id)
+                    self._execute("DELETE FROM article_versions WHERE article_id = ?", (article_id,))
                 self._executemany("DELETE FROM pending WHERE article_id = ?", [(i,) for i in article_ids])
 
     def set_stories(self, links: dict[str, StoryLink]) -> None:
