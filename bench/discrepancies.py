@@ -6,7 +6,7 @@ checked against labels read by hand.
 
 Two kinds of question are asked, as the app asks them (`rag.conversation.ask`, offline answerer): the
 development questions, each as of its date, and "toll questions" made from the store's own articles: for
-`--tolls N` articles drawn at random (`random.Random(7)`) among those whose first passage gives a count of
+`--tolls N` articles drawn at random (`random.Random(7)`) among those whose passages give a count of
 deaths, injuries, people missing, arrests or evacuations, "How many people were <killed> in: <headline>?" as
 of a week after the article. Every discrepancy an answer carries is one detection: a quantity and its values
 (outlet, date, article). `bench/discrepancy_labels.jsonl` labels detections (article URLs, the values and
@@ -33,19 +33,23 @@ _VERB = {"dead": "killed", "injured": "injured", "missing": "missing", "arrested
 
 
 def toll_questions(store, count: int) -> list[tuple[str, date]]:  # type: ignore[no-untyped-def]
-    """Questions about the counts the store's articles give in their first passage."""
+    """Questions about the counts the store's articles give (in any passage)."""
     from rag.discrepancies import mentions
 
-    articles = [a for a in store.articles().values() if a.duplicate_of is None]
+    articles = [a for a in store.articles().values() if a.duplicate_of is None and a.title and a.published_at]
     random.Random(7).shuffle(articles)
     asked = []
     for start in range(0, len(articles), 500):
-        for passage in store.first_passages([a.article_id for a in articles[start : start + 500]]):
-            found = mentions(passage.text)
-            if found and passage.title and passage.published_date:
-                title = " ".join(passage.title.split())
-                asked.append((f"How many people were {_VERB[found[0].kind]} in: {title}?",
-                              passage.published_date + timedelta(days=7)))  # fmt: skip
+        batch = articles[start : start + 500]
+        texts = store.passage_texts([a.article_id for a in batch])
+        for article in batch:
+            found = [m for text in texts.get(article.article_id, []) for m in mentions(text)]
+            if found:
+                title = " ".join(article.title.split())
+                day = date.fromisoformat(article.published_at[:10])
+                asked.append(
+                    (f"How many people were {_VERB[found[0].kind]} in: {title}?", day + timedelta(days=7))
+                )
                 if len(asked) == count:
                     return asked
     return asked

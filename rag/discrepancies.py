@@ -66,6 +66,9 @@ _WHERE = re.compile(
 _WIDE = re.compile(
     r"\b(?:nationwide|statewide|worldwide|countrywide|across the (?:country|state|region|world))\b", re.I
 )
+_AGE = re.compile(r"(?:\bage of|\baged?|\bages|\bunder|\byounger than|\bolder than) $", re.I)
+_LEAD = 3  # sentences of an article's start: where a report gives its own count of the story's event
+_APART = 7  # days between two reports whose counts are compared at most
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _KIND_WORDS = stems(" ".join(words.replace("|", " ").replace("?", "") for words, _, _ in _KINDS.values()))
 _SAME_WORDING = 0.3  # share of content words two sentences of different stories must share
@@ -80,6 +83,7 @@ class Mention:
     written: str  # "at least 12 dead"
     span: tuple[int, int]  # the sentence, within the passage text
     where: frozenset[str] = frozenset()  # the places its sentence names, and words that widen it
+    sentence: int = 0  # which sentence of the text, from 0
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class Discrepancy:
 def mentions(text: str) -> list[Mention]:
     """The counts of each kind a text gives, one per value and sentence."""
     found: dict[tuple[str, int, tuple[int, int]], Mention] = {}
-    for start, end in sentences(text):
+    for n, (start, end) in enumerate(sentences(text)):
         sentence = text[start:end]
         where = _where(sentence)
         for kind, pattern in _PATTERNS:
@@ -130,9 +134,11 @@ def mentions(text: str) -> list[Mention]:
                 # (one death is most often a person's own story, not a toll; a year is not a count)
                 if value is None or value < 2 or (1900 <= value <= 2100 and "," not in match.group("n")):
                     continue
+                if _AGE.search(sentence[: match.start("n")][-20:]):  # ("children under the age of 5 died")
+                    continue
                 written = f"{(match.group('q') or '').lower()}{value:,} {_KINDS[kind][1]}"
                 found.setdefault(
-                    (kind, value, (start, end)), Mention(kind, value, written, (start, end), where)
+                    (kind, value, (start, end)), Mention(kind, value, written, (start, end), where, n)
                 )
     return list(found.values())
 
@@ -143,10 +149,12 @@ def find(sources: Sequence[tuple[int, Passage]]) -> tuple[Discrepancy, ...]:
     of it. The newest report leads; the values a later report revises are marked earlier."""
     by_report: dict[tuple[str, str], list[tuple[int, Passage, Mention]]] = {}
     for number, passage in sources:
-        if is_digest(passage.title):  # (its counts are of many stories)
+        if is_digest(passage.title) or passage.start != 0:  # (a digest's counts are of many stories)
             continue
         for mention in mentions(passage.text):
-            if _of_the_past(passage, mention):
+            # A report's own count is in its lead; further down come sub-counts ("two died in one
+            # county") and counts of other events.
+            if mention.sentence >= _LEAD or _of_the_past(passage, mention):
                 continue
             by_report.setdefault((mention.kind, passage.article_id), []).append((number, passage, mention))
     clear: dict[str, list[tuple[int, Passage, Mention]]] = {}
@@ -194,6 +202,9 @@ def _alike(a: tuple[int, Passage, Mention], b: tuple[int, Passage, Mention]) -> 
     if (where_a and where_b and where_a != where_b) or {w for w in where_a | where_b if w.islower()} - (
         where_a & where_b
     ):
+        return False
+    days = a[1].published_date, b[1].published_date
+    if days[0] and days[1] and abs((days[0] - days[1]).days) > _APART:
         return False
     if a[1].story == b[1].story:
         return True

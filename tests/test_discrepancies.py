@@ -80,6 +80,17 @@ def test_different_events_and_ambiguous_reports_give_none() -> None:
     assert pair(two, LATER) == ()
     past = LATER.replace("rose to 15", "stood at 12") + " A ferry sinking there in 1998 killed 40 people."
     assert pair(FIRST, past) == ()
+    # A count further down than an article's first three sentences is not its report of the event.
+    deep = "Divers worked overnight. Crowds gathered at the pier. The ferry was 30 years old. " + LATER
+    assert pair(FIRST, deep) == ()
+    # Reports weeks apart give counts of different times, not different reports of one count.
+    weeks = discrepancies.find(
+        [
+            (1, passage("a", FIRST, "Harbor Times", "2026-11-20")),
+            (2, passage("b", LATER, "Coastal Post", "2026-12-21")),
+        ]
+    )
+    assert weeks == ()
     # Tolls of different places, or of one place and a whole country, are different quantities.
     here, elsewhere = FIRST.replace("off Port", "in Port"), LATER.replace("off Port Alder", "in Norland")
     assert pair(here, elsewhere) == ()
@@ -92,7 +103,7 @@ def test_counts_are_read_as_reporters_write_them() -> None:
         for m in discrepancies.mentions(
             "The blast, which killed seven and injured 12, shocked the city. Police arrested 4 men. "
             "He was killed 3 days ago, 2 miles away; 12 percent were hurt. "
-            "In 2019, 1,200 people were evacuated."
+            "In 2019, 1,200 people were evacuated. Children under the age of 5 have died."
         )
     }
     assert said == {("dead", 7), ("injured", 12), ("arrested", 4), ("evacuated", 1200)}
