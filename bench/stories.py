@@ -6,8 +6,9 @@
 (30 from each of November 2022 and March 2024, 50 from each of April 2023, January 2025 and June 2025, drawn
 at random) and, for each, every article of the corpus
 published within 7 days of it that reports the same story, and which of those are near copies, labelled by
-reading them. The articles of those months (and 10 days around them) are split and their first passages
-embedded as ingest does (vectors kept in data/bench/ so a sweep embeds once), then grouped by
+reading them. The articles of those months (and 10 days around them) are split and their passages embedded
+as ingest does (the first passage's vector and the whole article's kept in data/bench/, so a sweep embeds
+once), then grouped by
 `ingest.stories.StoryIndex` in publish order, as a first ingest would. A pair (seed, other article) counts:
 grouped and labelled (true positive), grouped only (false positive), labelled only (missed). Figures are
 micro-averaged over the seeds' pairs, with 95% bootstrap intervals over the seeds.
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 CORPUS = ROOT.parent / "shared" / "corpora" / "rtqa_news_articles_2022_2026.jsonl.gz"
 LABELS = ROOT / "bench" / "story_labels.jsonl"
 VECTORS = ROOT / "data" / "bench" / "story_lead_vectors.npz"
+BODIES = ROOT / "data" / "bench" / "story_body_vectors.npz"
 SCOPE_DAYS = 7  # how far from its seed an article was looked for when labelling
 
 
@@ -61,8 +63,9 @@ def _day(text: str | None) -> date | None:
         return None
 
 
-def prepare(records: list[dict], config) -> tuple[list[list[str]], np.ndarray]:  # type: ignore[no-untyped-def]
-    """Split each article as ingest does and embed its first passage (headline and lead), cached."""
+def prepare(records: list[dict], config) -> tuple[list[list[str]], np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Split each article as ingest does and embed its passages: the first passage's vector (headline and
+    lead) and the whole article's (the unit mean of its passages' unit vectors), both cached."""
     from ingest.chunks import embedding_text, make_splitter, split_article
     from rag.documents import Article
     from rag.embeddings import embedding_model_for
@@ -71,34 +74,49 @@ def prepare(records: list[dict], config) -> tuple[list[list[str]], np.ndarray]: 
     articles = [Article(r["doc_id"], r["text"], r["doc_id"], title=r.get("title")) for r in records]
     pieces = [split_article(a, splitter) for a in articles]
     ids = [r["doc_id"] for r in records]
-    cached: dict[str, np.ndarray] = {}
-    if VECTORS.exists():
-        with np.load(VECTORS, allow_pickle=False) as stored:
-            cached = dict(zip(stored["ids"].tolist(), stored["vectors"], strict=True))
-    missing = [i for i, article_id in enumerate(ids) if article_id not in cached]
+    leads, bodies = _cached(VECTORS), _cached(BODIES)
+    missing = [i for i, article_id in enumerate(ids) if article_id not in leads or article_id not in bodies]
     if missing:
         model = embedding_model_for(config)
         started = time.perf_counter()
-        leads = [embedding_text(articles[i], pieces[i][0]) for i in missing]
-        for i, vector in zip(missing, model.get_text_embedding_batch(leads), strict=True):
-            cached[ids[i]] = np.asarray(vector, dtype=np.float32)
-        print(f"embedded {len(leads)} leads in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        VECTORS.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(VECTORS, ids=np.asarray(list(cached)), vectors=np.stack(list(cached.values())))
-    vectors = np.stack([cached[article_id] for article_id in ids])
-    return [[c.text for c in p] for p in pieces], vectors
+        for i in missing:
+            found = model.get_text_embedding_batch([embedding_text(articles[i], p) for p in pieces[i]])
+            units = [np.asarray(v, dtype=np.float32) / np.linalg.norm(v) for v in found]
+            leads[ids[i]], bodies[ids[i]] = units[0], np.mean(units, axis=0)
+        print(f"embedded {len(missing)} articles in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        for path, cached in ((VECTORS, leads), (BODIES, bodies)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, ids=np.asarray(list(cached)), vectors=np.stack(list(cached.values())))
+    lead = np.stack([leads[article_id] for article_id in ids])
+    body = np.stack([bodies[article_id] for article_id in ids])
+    return [[c.text for c in p] for p in pieces], lead, body
 
 
-def group(records: list[dict], passages: list[list[str]], vectors: np.ndarray, stories) -> tuple[dict, float]:  # type: ignore[no-untyped-def]
+def _cached(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as stored:
+        return dict(zip(stored["ids"].tolist(), stored["vectors"], strict=True))
+
+
+def group(
+    records: list[dict], passages: list[list[str]], vectors: np.ndarray, bodies: np.ndarray, stories
+) -> tuple[dict, float]:  # type: ignore[no-untyped-def]
     """Group the articles in publish order; return {article id: (story id, copy root)} and seconds taken."""
     from ingest.stories import StoryIndex
+    from rag.documents import is_digest
 
     index = StoryIndex(stories, _NothingStored())
     order = sorted(range(len(records)), key=lambda i: (records[i]["day"], records[i]["doc_id"]))
     grouped = {}
     for i in order:
         link = index.assign(
-            records[i]["doc_id"], published=records[i]["day"], passages=passages[i], lead_vector=vectors[i]
+            records[i]["doc_id"],
+            published=records[i]["day"],
+            passages=passages[i],
+            lead_vector=vectors[i],
+            passage_vectors=[bodies[i]],  # (the mean of the passages' unit vectors: the article's own)
+            digest=is_digest(records[i].get("title")),
         )
         grouped[records[i]["doc_id"]] = (link.story_id, link.copy_of or records[i]["doc_id"])
     return grouped, index.seconds
@@ -113,7 +131,7 @@ class _NothingStored:
     def story_members_of(self, article_ids):  # type: ignore[no-untyped-def]
         return []
 
-    def lead_vectors(self, article_ids):  # type: ignore[no-untyped-def]
+    def article_vectors(self, article_ids):  # type: ignore[no-untyped-def]
         return {}
 
 
@@ -172,21 +190,22 @@ def main(argv: list[str] | None = None) -> int:
     config = with_overrides(Settings(), args.set)
     labels = [json.loads(line) for line in args.labels.open(encoding="utf-8")]
     records = load_articles(args.corpus, labels)
-    passages, vectors = prepare(records, config)
+    passages, vectors, bodies = prepare(records, config)
     print(f"{len(records)} articles, {len(labels)} labelled seeds")
     variants = [config.stories]
     if args.sweep:
         variants += [
-            config.stories.model_copy(update={"same_story": s, "near_copy": c, "window_days": w})
-            for s in (0.65, 0.7, 0.75, 0.8, 0.85)
-            for c in (0.3, 0.5, 0.7)
-            for w in (1, 3, 7)
+            config.stories.model_copy(update={"same_story": s, "same_story_body": b, "window_days": w})
+            for s in (0.75, 0.8, 0.85, 1.0)
+            for b in (0.8, 0.85, 0.9, 1.0)
+            for w in (3, 7)
         ]
     for stories in variants:
-        grouped, seconds = group(records, passages, vectors, stories)
+        grouped, seconds = group(records, passages, vectors, bodies, stories)
         counts = pair_counts(labels, records, grouped)
         result = {
             "same_story": stories.same_story,
+            "same_story_body": stories.same_story_body,
             "near_copy": stories.near_copy,
             "window_days": stories.window_days,
             "stories": figures(counts, "story"),

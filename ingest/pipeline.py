@@ -22,7 +22,7 @@ from ingest.stories import StoryIndex, group_stored
 from ingest.text import Failure
 from ingest.web import Fetcher, FetchState
 from rag.config import Settings
-from rag.documents import Article, Chunk
+from rag.documents import Article, Chunk, is_digest
 from rag.store import ArticleWrite, Store
 
 # Passages are sorted by length within each write group (Settings.write_group): across 1,024 passages,
@@ -240,6 +240,8 @@ def store_embedded(
                 published=article.published_at.date() if article.published_at else None,
                 passages=[chunk.text for chunk in chunks],
                 lead_vector=vectors[0] if vectors else None,
+                passage_vectors=vectors,
+                digest=is_digest(article.title),
             )
             writes.append(ArticleWrite(article, chunks, vectors, story))
         store.write(writes, replacing=replacing, run=run)

@@ -1,9 +1,10 @@
 """Group articles into stories as they arrive: near copies (syndicated or re-posted text) by MinHash of their
-word shingles, coverage of one event by the likeness of headline-and-lead vectors within a few days.
+word shingles, coverage of one event by the likeness of whole articles (the mean of their passages' vectors)
+or of their headlines and leads, within a week; digests ("5 things to know for …") by copies only.
 
 Each new or changed article joins the story of the stored article it is most like, or starts one; stored
 articles keep their story, so ids survive reruns. The grouping reads only what ingest already has: the
-article's passages and the vector of its first passage (headline and lead), so it costs no embedding.
+article's passages and their vectors, so it costs no embedding.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from rag.config import StoryConfig
-from rag.documents import StoryLink
+from rag.documents import StoryLink, is_digest
 from rag.store import Store, StoryMember
 
 _WORD = re.compile(r"\w+")
@@ -29,13 +30,13 @@ _NONE = np.zeros(0, np.float32)  # the lead vector of an article without one: li
 
 class StoredStories(Protocol):
     """What story grouping reads of the store: the stories of stored articles, by publish days or ids, and
-    the vectors of their first passages."""
+    the vectors of their passages, in order."""
 
     def story_members(self, days: tuple[date, date] | None) -> Iterable[StoryMember]: ...
 
     def story_members_of(self, article_ids: Sequence[str]) -> Iterable[StoryMember]: ...
 
-    def lead_vectors(self, article_ids: Sequence[str]) -> dict[str, Sequence[float]]: ...
+    def article_vectors(self, article_ids: Sequence[str]) -> dict[str, list[Sequence[float]]]: ...
 
 
 def story_id_for(article_id: str) -> str:
@@ -51,6 +52,7 @@ class _Member:
     day: int | None  # publish date as an ordinal
     minhash: LeanMinHash
     vector: np.ndarray | None = None  # unit vector of the first passage, fetched when first needed
+    body: np.ndarray | None = None  # unit mean of its passages' unit vectors, fetched with it
 
 
 class StoryIndex:
@@ -98,6 +100,7 @@ class StoryIndex:
             if member.signature is None or len(member.signature) != 4 * self.config.permutations:
                 continue  # made with other settings: it still has its story, but is not compared
             hashes = np.frombuffer(member.signature, dtype=np.uint32)
+            digest = is_digest(member.title)  # (compared for copies only: no vectors to fetch)
             self._add(
                 _Member(
                     member.article_id,
@@ -105,6 +108,8 @@ class StoryIndex:
                     member.copy_of,
                     _ordinal(member.published),
                     LeanMinHash(seed=1, hashvalues=hashes, scheme=self._template.scheme),
+                    _NONE if digest else None,
+                    _NONE if digest else None,
                 )
             )
 
@@ -124,22 +129,26 @@ class StoryIndex:
         published: date | None,
         passages: Sequence[str],
         lead_vector: Sequence[float] | None,
+        passage_vectors: Sequence[Sequence[float]] = (),
+        digest: bool = False,
     ) -> StoryLink:
         """Give an article its story: that of its nearest copy, else of the most alike article within the
-        window, else a new one. The article is then compared with those that come after it."""
+        window, else a new one. The article is then compared with those that come after it. A digest
+        (`digest`: many stories on one page) joins and is joined by copies only."""
         day = _ordinal(published)
         self._load(day)
         started = time.perf_counter()
         self.forget(article_id)  # a changed article is grouped afresh
         minhash = self.signature(passages)
-        vector = _unit(lead_vector) if lead_vector is not None else None
+        vector = _unit(lead_vector) if lead_vector is not None and not digest else _NONE
+        body = _body(passage_vectors) if not digest else _NONE
         original = self._nearest_copy(minhash, day)
         if original is not None:
             story, copy_of = original.story_id, original.copy_of or original.article_id
         else:
-            alike = self._most_alike(vector, day) if vector is not None else None
+            alike = self._most_alike(vector, body, day)
             story, copy_of = (alike.story_id if alike else story_id_for(article_id)), None
-        self._add(_Member(article_id, story, copy_of, day, minhash, vector if vector is not None else _NONE))
+        self._add(_Member(article_id, story, copy_of, day, minhash, vector, body))
         self.seconds += time.perf_counter() - started
         return StoryLink(story, copy_of, minhash.hashvalues.astype(np.uint32).tobytes())
 
@@ -184,31 +193,36 @@ class StoryIndex:
         best = max(scored, default=None)
         return self._members[best[1]] if best and best[0] >= self.config.near_copy else None
 
-    def _most_alike(self, vector: np.ndarray, day: int | None) -> _Member | None:
-        if day is None:
+    def _most_alike(self, vector: np.ndarray, body: np.ndarray, day: int | None) -> _Member | None:
+        """The article within the window most like this one: whole articles alike (`same_story_body`), or
+        headlines and leads (`same_story`)."""
+        if day is None or not (vector.size or body.size):
             return None  # without a date there is no window: only copies are grouped
         window = self.config.window_days
         ids = sorted(i for d in range(day - window, day + window + 1) for i in self._by_day.get(d, ()))
         self._fetch_vectors(ids)
-        candidates = [
-            m
-            for m in (self._members[i] for i in ids)
-            if m.vector is not None and m.vector.shape == vector.shape
-        ]
-        if not candidates:
-            return None
-        similarity = np.stack([m.vector for m in candidates]) @ vector  # type: ignore[misc]
-        best = int(np.argmax(similarity))
-        return candidates[best] if similarity[best] >= self.config.same_story else None
+        best, best_score = None, 0.0
+        for member in (self._members[i] for i in ids):
+            lead = _cosine(member.vector, vector)
+            whole = _cosine(member.body, body)
+            c = self.config
+            alike = (
+                lead >= c.same_story or whole >= c.same_story_body or min(lead, whole) >= c.same_story_both
+            )
+            if alike and max(lead, whole) > best_score:
+                best, best_score = member, max(lead, whole)
+        return best
 
     def _fetch_vectors(self, ids: Sequence[str]) -> None:
         missing = [i for i in ids if self._members[i].vector is None]
         if not missing:
             return
-        found = self._stored.lead_vectors(missing)
-        for article_id in missing:  # an article without a stored vector is compared as unlike any
-            vector = found.get(article_id)
-            self._members[article_id].vector = _unit(vector) if vector is not None else _NONE
+        found = self._stored.article_vectors(missing)
+        for article_id in missing:  # an article without stored vectors is compared as unlike any
+            vectors = found.get(article_id) or []
+            member = self._members[article_id]
+            member.vector = _unit(vectors[0]) if vectors else _NONE
+            member.body = _body(vectors)
 
 
 def group_stored(store: Store, index: StoryIndex, *, batch: int = 500) -> int:
@@ -220,16 +234,19 @@ def group_stored(store: Store, index: StoryIndex, *, batch: int = 500) -> int:
     for start in range(0, len(originals), batch):
         part = originals[start : start + batch]
         ids = [article_id for article_id, _ in part]
-        texts, vectors = store.passage_texts(ids), store.lead_vectors(ids)
-        links = {
-            article_id: index.assign(
+        texts, vectors = store.passage_texts(ids), store.article_vectors(ids)
+        titles = {a.article_id: a.title for a in store.articles(ids).values()}
+        links = {}
+        for article_id, day in part:
+            found = vectors.get(article_id, [])
+            links[article_id] = index.assign(
                 article_id,
                 published=day,
                 passages=texts.get(article_id, []),
-                lead_vector=vectors.get(article_id),
+                lead_vector=found[0] if found else None,
+                passage_vectors=found,
+                digest=is_digest(titles.get(article_id)),
             )
-            for article_id, day in part
-        }
         store.set_stories(links)
     copies = {article_id: index.duplicate_link(original) for article_id, _, original in waiting if original}
     if copies:
@@ -246,6 +263,17 @@ def _runs(days: list[int]) -> list[tuple[int, int]]:
         else:
             runs.append((day, day))
     return runs
+
+
+def _body(vectors: Sequence[Sequence[float]]) -> np.ndarray:
+    """A whole article's vector: the mean of its passages' unit vectors, made unit."""
+    if not len(vectors):
+        return _NONE
+    return _unit(np.mean([_unit(v) for v in vectors], axis=0))
+
+
+def _cosine(a: np.ndarray | None, b: np.ndarray) -> float:
+    return float(a @ b) if a is not None and a.size and a.shape == b.shape else 0.0
 
 
 def _unit(vector: Sequence[float]) -> np.ndarray:

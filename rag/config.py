@@ -118,7 +118,8 @@ class AnswerConfig(BaseModel):
 
 class StoryConfig(BaseModel):
     """How articles are grouped into stories at ingest: near copies by shared text, coverage of one event
-    by the likeness of headline and lead. docs/evaluation.md gives the precision and recall measured."""
+    by the likeness of the whole articles or of their headline and lead. docs/evaluation.md gives the
+    precision and recall measured."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -131,10 +132,24 @@ class StoryConfig(BaseModel):
         0.5, gt=0, le=1, description="Shingle overlap (estimated Jaccard) from which two articles are copies."
     )
     same_story: float = Field(
-        0.75, gt=0, le=1, description="Cosine of headline-and-lead vectors from which articles share a story."
+        0.8, gt=0, le=1, description="Cosine of headline-and-lead vectors from which articles share a story."
+    )
+    same_story_body: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="Cosine of whole-article vectors (the mean of its passages') from which articles share a "
+        "story.",
+    )
+    same_story_both: float = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="Cosine from which articles share a story when both their headline-and-lead and their "
+        "whole-article vectors are that alike.",
     )
     window_days: int = Field(
-        3, ge=0, description="Days apart two articles may be published and still share a story."
+        7, ge=0, description="Days apart two articles may be published and still share a story."
     )
     copy_window_days: int = Field(
         30, ge=0, description="Days apart two articles may be published and still be near copies."

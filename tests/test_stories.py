@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 from conftest import (
     COAST,
+    DAM_FOLLOW_UP,
     DAM_WIRE,
     HERALD,
     HERALD_FOLLOW_UP,
@@ -141,7 +142,8 @@ def test_regroup_gives_the_same_stories_without_embedding(ingest, config, tmp_pa
 def test_changed_thresholds_regroup_the_stored_articles(ingest, config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     write_dam_story(tmp_path / "news")
     ingest(tmp_path / "news")
-    strict = config.model_copy(update={"stories": config.stories.model_copy(update={"same_story": 0.99})})
+    likeness = {"same_story": 0.99, "same_story_body": 0.99, "same_story_both": 0.99}
+    strict = config.model_copy(update={"stories": config.stories.model_copy(update=likeness)})
     with open_store(strict) as store:
         from ingest.pipeline import ingest_paths
 
@@ -242,3 +244,18 @@ def test_cli_json_carries_story_and_outlets_and_the_timeline_and_brief_commands(
     briefed = run("brief", "--last-ingest")
     assert briefed.returncode == 0, briefed.stderr
     assert "What's new" in briefed.stdout and "new story, 3 articles from 2 outlets" in briefed.stdout
+
+
+def test_a_digest_of_the_days_news_stays_out_of_the_stories_it_mentions(ingest, config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    write_dam_story(tmp_path / "news")
+    first, *_ = DAM_FOLLOW_UP.split("\n\n")
+    title = '"5 things to know for Nov. 12: Millbrook dam, library"'  # (quoted: YAML)
+    news_article(tmp_path / "news", "digest.md", title=title,
+                 outlet="Valley Herald", day="2026-11-12", url="https://valleyherald.example/5-things-nov-12",
+                 body=f"{first}\n\nSpringfield's library will open on Sundays again.")  # fmt: skip
+    summary = ingest(tmp_path / "news")
+    assert not summary.failures, summary.render()
+    grouped = stories(config)
+    digest = grouped["https://valleyherald.example/5-things-nov-12"][0]
+    assert digest not in {grouped[HERALD][0], grouped[HERALD_FOLLOW_UP][0], grouped[LIBRARY_URL][0]}
+    assert grouped[HERALD_FOLLOW_UP][0] == grouped[HERALD][0]

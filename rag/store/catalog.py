@@ -103,11 +103,11 @@ class Catalog(Guarded):
 
     def _members(self, clause: str, params: Sequence[Any]) -> list[StoryMember]:
         rows = self._rows(
-            "SELECT article_id, story_id, copy_of, published_at, minhash FROM articles "
+            "SELECT article_id, story_id, copy_of, published_at, minhash, title FROM articles "
             f"WHERE story_id IS NOT NULL AND duplicate_of IS NULL AND {clause}",
             params,
         )
-        return [StoryMember(a, s, c, day_of(p), m) for a, s, c, p, m in rows]
+        return [StoryMember(a, s, c, day_of(p), m, t) for a, s, c, p, m, t in rows]
 
     def without_story(self) -> list[tuple[str, date | None, str | None]]:
         """Articles not yet grouped (a store from before stories, or after `clear_stories`), oldest first:

@@ -59,6 +59,7 @@ class StoryMember:
     copy_of: str | None
     published: date | None
     signature: bytes | None
+    title: str | None = None
 
 
 @dataclass(frozen=True)

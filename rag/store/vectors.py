@@ -206,9 +206,18 @@ class Vectors(Guarded):
         self._collections.clear()
         self.split_full()
 
-    def lead_vectors(self, article_ids: Sequence[str]) -> dict[str, Sequence[float]]:
-        """The vectors of these articles' first passages (headline and lead), from Chroma."""
-        return dict(self._vectors_of({chunk_id(article_id, 0): article_id for article_id in article_ids}))
+    def article_vectors(self, article_ids: Sequence[str]) -> dict[str, list[Sequence[float]]]:
+        """The vectors of all these articles' passages, in order, from Chroma."""
+        test, values = self._in(article_ids)
+        counts = self._rows(
+            f"SELECT article_id, chunk_count FROM articles WHERE article_id {test}", (values,)
+        )
+        owner = {chunk_id(a, n): (a, n) for a, count in counts for n in range(count)}
+        found: dict[str, list[tuple[int, Sequence[float]]]] = {}
+        for cid, vector in self.passage_vectors(list(owner)).items():
+            article_id, n = owner[cid]
+            found.setdefault(article_id, []).append((n, vector))
+        return {a: [v for _, v in sorted(pairs, key=lambda pair: pair[0])] for a, pairs in found.items()}
 
     def _vectors_of(self, owner: dict[str, str]) -> Iterator[tuple[str, Sequence[float]]]:
         """(article id, vector) of each stored passage among `owner` (chunk id -> article id)."""
