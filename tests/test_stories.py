@@ -9,6 +9,8 @@ import subprocess
 import sys
 from datetime import date, timedelta
 
+import pytest
+
 from conftest import (
     COAST,
     DAM_FOLLOW_UP,
@@ -80,6 +82,7 @@ def test_one_source_card_for_both_copies_names_both_outlets(ingest, config, embe
     assert sources.newest == date(2026, 11, 10)
 
 
+@pytest.mark.both_catalogs  # (the later article reads the stored ones' vectors through either catalog)
 def test_reruns_keep_story_ids_and_a_later_article_joins_the_stored_story(ingest, config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     write_dam_story(tmp_path / "news", follow_up=False)
     ingest(tmp_path / "news")
