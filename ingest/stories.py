@@ -194,24 +194,27 @@ class StoryIndex:
         return self._members[best[1]] if best and best[0] >= self.config.near_copy else None
 
     def _most_alike(self, vector: np.ndarray, body: np.ndarray, day: int | None) -> _Member | None:
-        """The article within the window most like this one: whole articles alike (`same_story_body`), or
-        headlines and leads (`same_story`)."""
+        """The article within the window most like this one: whole articles alike (`same_story_body`),
+        headlines and leads (`same_story`), or both somewhat (`same_story_both`)."""
         if day is None or not (vector.size or body.size):
             return None  # without a date there is no window: only copies are grouped
         window = self.config.window_days
         ids = sorted(i for d in range(day - window, day + window + 1) for i in self._by_day.get(d, ()))
         self._fetch_vectors(ids)
-        best, best_score = None, 0.0
-        for member in (self._members[i] for i in ids):
-            lead = _cosine(member.vector, vector)
-            whole = _cosine(member.body, body)
-            c = self.config
-            alike = (
-                lead >= c.same_story or whole >= c.same_story_body or min(lead, whole) >= c.same_story_both
-            )
-            if alike and max(lead, whole) > best_score:
-                best, best_score = member, max(lead, whole)
-        return best
+        members = [self._members[i] for i in ids]
+        if not members:
+            return None
+        lead = _similarities([m.vector for m in members], vector)
+        whole = _similarities([m.body for m in members], body)
+        c = self.config
+        alike = (
+            (lead >= c.same_story)
+            | (whole >= c.same_story_body)
+            | (np.minimum(lead, whole) >= c.same_story_both)
+        )
+        score = np.where(alike, np.maximum(lead, whole), -np.inf)
+        best = int(np.argmax(score))
+        return members[best] if alike[best] else None
 
     def _fetch_vectors(self, ids: Sequence[str]) -> None:
         missing = [i for i in ids if self._members[i].vector is None]
@@ -272,8 +275,13 @@ def _body(vectors: Sequence[Sequence[float]]) -> np.ndarray:
     return _unit(np.mean([_unit(v) for v in vectors], axis=0))
 
 
-def _cosine(a: np.ndarray | None, b: np.ndarray) -> float:
-    return float(a @ b) if a is not None and a.size and a.shape == b.shape else 0.0
+def _similarities(vectors: Sequence[np.ndarray | None], vector: np.ndarray) -> np.ndarray:
+    """Each vector's cosine with a unit vector, in one product; 0 for none, or one of another shape."""
+    found = np.zeros(len(vectors), np.float32)
+    rows = [i for i, v in enumerate(vectors) if v is not None and v.size and v.shape == vector.shape]
+    if rows:
+        found[rows] = np.stack([vectors[i] for i in rows]) @ vector  # type: ignore[misc]
+    return found
 
 
 def _unit(vector: Sequence[float]) -> np.ndarray:

@@ -82,7 +82,8 @@ class Mention:
     value: int
     written: str  # "at least 12 dead"
     span: tuple[int, int]  # the sentence, within the passage text
-    where: frozenset[str] = frozenset()  # the places its sentence names, and words that widen it
+    where: frozenset[str] = frozenset()  # the words of the places its sentence names
+    wide: frozenset[str] = frozenset()  # words that widen it to a whole country ("nationwide")
     sentence: int = 0  # which sentence of the text, from 0
 
 
@@ -95,6 +96,7 @@ class ReportedValue:
     outlet: str
     day: date | None
     citation: int
+    span: tuple[int, int] = (0, 0)  # the sentence giving it, within the cited passage's text
     earlier: bool = False  # a later report of the story gives another value
     newer: bool = False  # the newest report of those that differ
 
@@ -127,7 +129,7 @@ def mentions(text: str) -> list[Mention]:
     found: dict[tuple[str, int, tuple[int, int]], Mention] = {}
     for n, (start, end) in enumerate(sentences(text)):
         sentence = text[start:end]
-        where = _where(sentence)
+        where, wide = _where(sentence), frozenset(w.lower() for w in _WIDE.findall(sentence))
         for kind, pattern in _PATTERNS:
             for match in pattern.finditer(sentence):
                 value = _number(match.group("n"))
@@ -138,7 +140,7 @@ def mentions(text: str) -> list[Mention]:
                     continue
                 written = f"{(match.group('q') or '').lower()}{value:,} {_KINDS[kind][1]}"
                 found.setdefault(
-                    (kind, value, (start, end)), Mention(kind, value, written, (start, end), where, n)
+                    (kind, value, (start, end)), Mention(kind, value, written, (start, end), where, wide, n)
                 )
     return list(found.values())
 
@@ -173,7 +175,7 @@ def _where(sentence: str) -> frozenset[str]:
     named = {w.removesuffix("'s").removesuffix("’s") for run in _WHERE.findall(sentence) for w in run.split()}
     for place in places_named(sentence):
         named.update(place.split())
-    return frozenset(named | {w.lower() for w in _WIDE.findall(sentence)})
+    return frozenset(named)
 
 
 def _of_the_past(passage: Passage, mention: Mention) -> bool:
@@ -199,9 +201,7 @@ def _same_event(found: list[tuple[int, Passage, Mention]]) -> list[list[tuple[in
 
 def _alike(a: tuple[int, Passage, Mention], b: tuple[int, Passage, Mention]) -> bool:
     where_a, where_b = a[2].where, b[2].where  # (a count said of no place is of the story's own)
-    if (where_a and where_b and where_a != where_b) or {w for w in where_a | where_b if w.islower()} - (
-        where_a & where_b
-    ):
+    if (where_a and where_b and where_a != where_b) or a[2].wide != b[2].wide:
         return False
     days = a[1].published_date, b[1].published_date
     if days[0] and days[1] and abs((days[0] - days[1]).days) > _APART:
@@ -224,13 +224,14 @@ def _ordered(group: list[tuple[int, Passage, Mention]]) -> tuple[ReportedValue, 
     values = []
     for number, passage, mention in newest_first:
         day = passage.published_date
-        later = [
-            p.published_date
+        revised = any(
+            m.value != mention.value and p.published_date and day and p.published_date > day
             for _, p, m in group
-            if m.value != mention.value and p.published_date and day and p.published_date > day
-        ]
+        )
         values.append(
-            ReportedValue(mention.written, mention.value, passage.outlet_name, day, number, bool(later))
+            ReportedValue(
+                mention.written, mention.value, passage.outlet_name, day, number, mention.span, bool(revised)
+            )
         )
     if values and values[0].day and all(v.earlier for v in values[1:] if v.value != values[0].value):
         values[0] = replace(values[0], newer=True)

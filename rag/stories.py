@@ -75,15 +75,13 @@ def _with_discrepancies(sources: Sources, *, store: Store, as_of: date, config: 
     found = discrepancies.find(numbered)
     if not found:
         return sources
-    marked: dict[int, set[tuple[int, int]]] = {}
-    for number, passage in numbered:  # (the sentence giving each value, marked on its card)
-        for m in discrepancies.mentions(passage.text):
-            if any(v.citation == number and v.written == m.written for d in found for v in d.values):
-                marked.setdefault(number, set()).add(m.span)
-    renumber = {c.number: c.number for c in sources.citations}
+    marked: dict[int, set[tuple[int, int]]] = {}  # (the sentence giving each value, marked on its card)
+    for v in (v for d in found for v in d.values):
+        marked.setdefault(v.citation, set()).add(v.span)
     citations = [replace(c, highlights=tuple(sorted({*c.highlights, *marked.get(c.number, ())})))
                  for c in sources.citations]  # fmt: skip
     reports = {r.article_id: c.reports for c in sources.citations for r in c.reports}
+    renumber = {c.number: c.number for c in sources.citations}
     for number, passage in numbered[len(sources.citations) :]:
         if number in marked:
             renumber[number] = len(citations) + 1
