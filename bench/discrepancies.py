@@ -2,22 +2,25 @@
 checked against labels read by hand.
 
     .venv/bin/python bench/discrepancies.py --store data/eval/rtqa2022_retrieval_corpus \\
-        --questions ../shared/eval/realtimeqa/dev_questions.jsonl --tolls 150 [--review FILE]
+        --questions ../shared/eval/realtimeqa/dev_questions.jsonl [--store ... --questions ...] \\
+        --tolls 150 [--after 7 --after 14] [--review FILE]
 
 Two kinds of question are asked, as the app asks them (`rag.conversation.ask`, offline answerer): the
 development questions, each as of its date, and "toll questions" made from the store's own articles: for
 `--tolls N` articles drawn at random (`random.Random(7)`) among those whose passages give a count of
 deaths, injuries, people missing, arrests or evacuations, "How many people were <killed> in: <headline>?" as
-of a week after the article. Every discrepancy an answer carries is one detection: a quantity and its values
-(outlet, date, article). `bench/discrepancy_labels.jsonl` labels detections (article URLs, the values and
-whether they are one quantity of one event given differently, no article text): precision is the share of
-labelled detections that are right, with a 95% Wilson interval. `--review FILE` writes each detection with
-the sentences that give its values, for labelling.
+of a week after the article (or the days `--after` says). Every discrepancy an answer carries is one
+detection: a quantity and its values (outlet, date, article). `bench/discrepancy_labels.jsonl` labels
+detections (article URLs, the values and whether they are one quantity of one event given differently, no
+article text): precision is the share of labelled detections that are right, with a 95% Wilson interval,
+for each store and for all the stores together (a detection found in two stores counts once).
+`--review FILE` writes each detection with the sentences that give its values, for labelling.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import random
@@ -32,8 +35,9 @@ _VERB = {"dead": "killed", "injured": "injured", "missing": "missing", "arrested
          "evacuated": "evacuated"}  # fmt: skip
 
 
-def toll_questions(store, count: int) -> list[tuple[str, date]]:  # type: ignore[no-untyped-def]
-    """Questions about the counts the store's articles give (in any passage)."""
+def toll_questions(store, count: int, after: list[int]) -> list[tuple[str, date]]:  # type: ignore[no-untyped-def]
+    """Questions about the counts the store's articles give (in any passage), each asked `after` days
+    after its article (for each of those days)."""
     from rag.discrepancies import mentions
 
     articles = [a for a in store.articles().values() if a.duplicate_of is None and a.title and a.published_at]
@@ -47,12 +51,26 @@ def toll_questions(store, count: int) -> list[tuple[str, date]]:  # type: ignore
             if found:
                 title = " ".join(article.title.split())
                 day = date.fromisoformat(article.published_at[:10])
-                asked.append(
-                    (f"How many people were {_VERB[found[0].kind]} in: {title}?", day + timedelta(days=7))
-                )
-                if len(asked) == count:
+                question = f"How many people were {_VERB[found[0].kind]} in: {title}?"
+                asked += [(question, day + timedelta(days=days)) for days in after]
+                if len(asked) >= count * len(after):
                     return asked
     return asked
+
+
+def write_counts(corpus: Path, out: Path) -> int:
+    """Copy the articles of a corpus whose first 1,500 characters give a count of a kind compared; return
+    how many."""
+    from rag.discrepancies import mentions
+
+    written = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(corpus, "rt", encoding="utf-8") as lines, gzip.open(out, "wt", encoding="utf-8") as kept:
+        for line in lines:
+            if mentions((json.loads(line).get("text") or "")[:1500]):
+                kept.write(line)
+                written += 1
+    return written
 
 
 def detections(store, embedder, config, questions: list[tuple[str, date]]) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -101,46 +119,82 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--store", type=Path, required=True, help="an evaluation store (bench/evaluate.py)")
-    parser.add_argument("--questions", type=Path, help="development questions (JSON lines) to ask too")
-    parser.add_argument("--tolls", type=int, default=150, help="toll questions made from the store")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        action="append",
+        default=[],
+        help="an evaluation store (bench/evaluate.py); again for more, scored together",
+    )
+    parser.add_argument(
+        "--questions",
+        type=Path,
+        action="append",
+        default=[],
+        help="development questions (JSON lines) to ask too, of the --store in the same place",
+    )
+    parser.add_argument("--tolls", type=int, default=150, help="toll questions made from each store")
+    parser.add_argument(
+        "--after",
+        type=int,
+        action="append",
+        help="days after its article a toll question is asked (again for more; default 7)",
+    )
     parser.add_argument("--labels", type=Path, default=LABELS)
     parser.add_argument("--review", type=Path, help="write each detection with its sentences here")
+    parser.add_argument("--write-counts", nargs=2, type=Path, metavar=("CORPUS", "OUT"),
+                        help="write the articles of CORPUS (JSON lines, gzip) whose start gives a count to "
+                        "OUT, for a store of them; then stop")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.write_counts:
+        print(f"{write_counts(*args.write_counts)} articles written to {args.write_counts[1]}")
+        return 0
+    if not args.store:
+        parser.error("give --store (or --write-counts)")
 
     from rag.config import load_settings
     from rag.embeddings import embedding_model_for
     from rag.store import open_store
 
-    config = load_settings(data_dir=args.store, CHROMA_HOST=None, CHROMA_PORT=None)
-    embedder = embedding_model_for(config)
-    questions = []
-    if args.questions:
-        for line in args.questions.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            day = date.fromisoformat(record["question_date"].replace("/", "-"))
-            questions.append((record["question"], day))
-    with open_store(config) as store:
-        tolls = toll_questions(store, args.tolls)
-        questions += tolls
-        found = detections(store, embedder, config, questions)
-    unique = list({key(d): d for d in found}.values())
-    if args.review:
-        lines = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in unique)
-        args.review.write_text(lines, encoding="utf-8")
     labels = {}
     if args.labels.exists():
         for line in args.labels.read_text(encoding="utf-8").splitlines():
             label = json.loads(line)
             labels[(label["quantity"], tuple(sorted((a, v) for a, v in label["values"])))] = label["right"]
-    judged = [labels[key(d)] for d in unique if key(d) in labels]
+    everything: dict[tuple, dict] = {}  # type: ignore[type-arg]
+    for n, path in enumerate(args.store):
+        config = load_settings(data_dir=path, CHROMA_HOST=None, CHROMA_PORT=None)
+        embedder = embedding_model_for(config)
+        questions = []
+        if n < len(args.questions):
+            for line in args.questions[n].read_text(encoding="utf-8").splitlines():
+                record = json.loads(line)
+                day = date.fromisoformat(record["question_date"].replace("/", "-"))
+                questions.append((record["question"], day))
+        with open_store(config) as store:
+            tolls = toll_questions(store, args.tolls, args.after or [7])
+            questions += tolls
+            found = {key(d): d for d in detections(store, embedder, config, questions)}
+        print(f"{path.name}: {len(questions)} questions ({len(tolls)} toll questions); "
+              + score(found, labels))  # fmt: skip
+        everything.update(found)
+    if len(args.store) > 1:
+        print("all stores: " + score(everything, labels))
+    if args.review:
+        lines = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in everything.values())
+        args.review.write_text(lines, encoding="utf-8")
+    return 0
+
+
+def score(found: dict[tuple, dict], labels: dict[tuple, bool]) -> str:  # type: ignore[type-arg]
+    """The detections found, how many are labelled, and the precision of those, with its interval."""
+    judged = [labels[k] for k in found if k in labels]
     right = sum(judged)
     low, high = wilson(right, len(judged))
     precision = right / len(judged) if judged else 0.0
-    print(f"{len(questions)} questions ({len(tolls)} toll questions), {len(unique)} discrepancies found, "
-          f"{len(judged)} labelled: precision {precision:.3f} [{low:.3f}, {high:.3f}] "
-          f"({right} right, {len(judged) - right} wrong, {len(unique) - len(judged)} new)")  # fmt: skip
-    return 0
+    wrong, new = len(judged) - right, len(found) - len(judged)
+    return (f"{len(found)} discrepancies found, {len(judged)} labelled: precision {precision:.3f} "
+            f"[{low:.3f}, {high:.3f}] ({right} right, {wrong} wrong, {new} new)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ given different values by the sources of an answer, or by the other reports of a
 Only counts named by a word of their kind are compared ("12 dead", "killing 12", "the death toll rose to
 15"), and only between reports of one story (or sentences that say the same thing): a wrong "reports differ"
 misleads more than a missed one. A report that gives two values of one kind ("3 killed here, 10 there") is
-left out of that kind.
+left out of that kind; counts of a part ("22 Americans killed", "71 in the last 24 hours") are compared only
+with counts of the same part, and tolls of the dead, injured or arrested only where they grow with time.
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ _UNIT = (
     r"|[ap]\.?m\b|million|billion"
 )
 _N = r"(?P<n>\d{1,3}(?:,\d{3})+|\d+|" + "|".join(_WORDS) + rf")\b(?![,.]?\d)(?![\d,.]*[\s-]*(?:{_UNIT}))"
-_PEOPLE = (
-    r"people|persons|others|adults|children|civilians|residents|victims|migrants|soldiers|workers|passengers"
-    r"|students|officers|men|women|Palestinians|Israelis|Ukrainians|Americans"
+_ANYONE = r"people|persons|others|adults|residents|victims"
+# A part of those counted: "22 Americans killed" and "700 Israelis killed" are not counts of one quantity,
+# nor one of them and the toll of all.
+_PART = (
+    r"children|civilians|migrants|soldiers|workers|passengers|students|officers|men|women|Palestinians|Israelis"
+    r"|Ukrainians|Americans"
 )
+_PEOPLE = rf"{_ANYONE}|{_PART}"
 _BETWEEN = r"were|was|have|has|had|been|are|reportedly|confirmed|now|of them|of those|of the"
 _WHO = rf"(?:(?:{_PEOPLE}|{_BETWEEN}) ){{0,3}}"
 # After "killing 12": people, or the end of the clause ("killing 12 in Texas"), not "killing 12 cattle".
@@ -66,8 +71,23 @@ _WHERE = re.compile(
 _WIDE = re.compile(
     r"\b(?:nationwide|statewide|worldwide|countrywide|across the (?:country|state|region|world))\b", re.I
 )
+_PART_SAID = re.compile(rf"\b({_PART})\b", re.IGNORECASE)
+_PART_BEFORE = re.compile(
+    r"\b(American|Israeli|Palestinian|Ukrainian|Russian)\s+$"
+)  # ("the American death toll")
+_SHARE = "a share"  # a count of a share of the toll, like no other count
+# After a count: another kind with it ("killed or kidnapped": not one kind's count) or a share of the time
+# or the place ("in the last 24 hours alone", "in Florida alone").
+_SHARE_SAID = re.compile(
+    r"\s+or\s+\w|[^.;]{0,40}?\b(?:in|over|during)\s+the\s+(?:last|past|previous)\s+(?:\d+\s+|few\s+)?"
+    r"(?:hours?|days?|day|night|weekend)\b|[^.;]{0,40}?\balone\b",
+    re.IGNORECASE,
+)
+_GROWING = {"dead", "injured", "arrested"}  # kinds whose count only grows as an event is reported
+# Before a count: it is an earlier figure the report recalls ("up from 12", "rose from 12 to 15").
+_RECALLED = re.compile(r"(?:\b(?:up|down)\s+from\b[^.;]{0,50}|\bpreviously\b[^.;]{0,40}|\bfrom\s+)$", re.I)
 _AGE = re.compile(r"(?:\bage of|\baged?|\bages|\bunder|\byounger than|\bolder than) $", re.I)
-_LEAD = 3  # sentences of an article's start: where a report gives its own count of the story's event
+_LEAD = 6  # sentences of an article's start: where a report gives its own count of the story's event
 _APART = 7  # days between two reports whose counts are compared at most
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _KIND_WORDS = stems(" ".join(words.replace("|", " ").replace("?", "") for words, _, _ in _KINDS.values()))
@@ -85,6 +105,7 @@ class Mention:
     where: frozenset[str] = frozenset()  # the words of the places its sentence names
     wide: frozenset[str] = frozenset()  # words that widen it to a whole country ("nationwide")
     sentence: int = 0  # which sentence of the text, from 0
+    part: str = ""  # the part of those counted it is of ("americans"), or "" for all
 
 
 @dataclass(frozen=True)
@@ -136,11 +157,22 @@ def mentions(text: str) -> list[Mention]:
                 # (one death is most often a person's own story, not a toll; a year is not a count)
                 if value is None or value < 2 or (1900 <= value <= 2100 and "," not in match.group("n")):
                     continue
-                if _AGE.search(sentence[: match.start("n")][-20:]):  # ("children under the age of 5 died")
+                before = sentence[: match.start("n")]
+                if _AGE.search(before[-20:]) or _RECALLED.search(before[-60:]):  # ("under the age of 5")
                     continue
                 written = f"{(match.group('q') or '').lower()}{value:,} {_KINDS[kind][1]}"
                 found.setdefault(
-                    (kind, value, (start, end)), Mention(kind, value, written, (start, end), where, wide, n)
+                    (kind, value, (start, end)),
+                    Mention(
+                        kind,
+                        value,
+                        written,
+                        (start, end),
+                        where,
+                        wide,
+                        n,
+                        _part(sentence, match),
+                    ),
                 )
     return list(found.values())
 
@@ -165,10 +197,27 @@ def find(sources: Sequence[tuple[int, Passage]]) -> tuple[Discrepancy, ...]:
             clear.setdefault(kind, []).append(found[0])
     results = []
     for kind, found in clear.items():  # (of one kind, the event most reports give a value for)
-        differing = [group for group in _same_event(found) if len({m.value for _, _, m in group}) > 1]
+        differing = [
+            group
+            for group in _same_event(found)
+            if len({m.value for _, _, m in group}) > 1 and (kind not in _GROWING or _grows(group))
+        ]
         if differing:
             results.append(Discrepancy(_KINDS[kind][2], _ordered(max(differing, key=len))))
     return tuple(results)
+
+
+def _part(sentence: str, match: re.Match[str]) -> str:
+    """What part of the toll a count is of: people of one kind ("22 Americans killed", "the American death
+    toll"), a share of its time or place ("71 in the last 24 hours", "66 in Florida alone", `_SHARE`), or ""
+    for the whole."""
+    if _SHARE_SAID.match(sentence, match.end()):
+        return _SHARE
+    said = _PART_SAID.match(sentence, match.end("n") + 1) or _PART_SAID.match(sentence, match.end() + 1)
+    if said:
+        return said.group(1).lower()
+    before = _PART_BEFORE.search(sentence[: match.start()])
+    return before.group(1).lower() + "s" if before else ""
 
 
 def _where(sentence: str) -> frozenset[str]:
@@ -186,12 +235,20 @@ def _of_the_past(passage: Passage, mention: Mention) -> bool:
     return day is not None and any(int(year) < day.year for year in _YEAR.findall(sentence))
 
 
+def _grows(group: list[tuple[int, Passage, Mention]]) -> bool:
+    """Whether no report gives fewer than one of an earlier day: a toll of the dead, the injured or the
+    arrested only grows, so a later, smaller count is of something else (a part, another event)."""
+    dated = [(p.published_date, m.value) for _, p, m in group if p.published_date]
+    return not any(day_b > day_a and b < a for day_a, a in dated for day_b, b in dated)
+
+
 def _same_event(found: list[tuple[int, Passage, Mention]]) -> list[list[tuple[int, Passage, Mention]]]:
-    """Split reports of one kind into those about one event: one story, or much the same wording."""
+    """Split reports of one kind into those about one event (one story, or much the same wording), each
+    alike with every other of its group."""
     groups: list[list[tuple[int, Passage, Mention]]] = []
     for item in found:
         for group in groups:
-            if any(_alike(item, other) for other in group):
+            if all(_alike(item, other) for other in group):
                 group.append(item)
                 break
         else:
@@ -202,6 +259,8 @@ def _same_event(found: list[tuple[int, Passage, Mention]]) -> list[list[tuple[in
 def _alike(a: tuple[int, Passage, Mention], b: tuple[int, Passage, Mention]) -> bool:
     where_a, where_b = a[2].where, b[2].where  # (a count said of no place is of the story's own)
     if (where_a and where_b and where_a != where_b) or a[2].wide != b[2].wide:
+        return False
+    if a[2].part != b[2].part or a[2].part == _SHARE:
         return False
     days = a[1].published_date, b[1].published_date
     if days[0] and days[1] and abs((days[0] - days[1]).days) > _APART:

@@ -80,8 +80,9 @@ def test_different_events_and_ambiguous_reports_give_none() -> None:
     assert pair(two, LATER) == ()
     past = LATER.replace("rose to 15", "stood at 12") + " A ferry sinking there in 1998 killed 40 people."
     assert pair(FIRST, past) == ()
-    # A count further down than an article's first three sentences is not its report of the event.
-    deep = "Divers worked overnight. Crowds gathered at the pier. The ferry was 30 years old. " + LATER
+    # A count further down than an article's first six sentences is not its report of the event.
+    filler = "Divers worked overnight. Crowds gathered at the pier. The ferry was 30 years old. "
+    deep = 2 * filler + LATER
     assert pair(FIRST, deep) == ()
     # Reports weeks apart give counts of different times, not different reports of one count.
     weeks = discrepancies.find(
@@ -95,6 +96,28 @@ def test_different_events_and_ambiguous_reports_give_none() -> None:
     here, elsewhere = FIRST.replace("off Port", "in Port"), LATER.replace("off Port Alder", "in Norland")
     assert pair(here, elsewhere) == ()
     assert pair(FIRST, LATER.replace("rose to 15", "rose to 15 nationwide")) == ()
+
+
+def test_parts_of_a_toll_and_falling_counts_give_none() -> None:
+    # A later, smaller toll is of something else: tolls of the dead only grow.
+    fewer = LATER.replace("rose to 15", "rose to 9")
+    assert pair(FIRST, fewer) == ()
+    # A count of some of those killed (passengers, Americans), or of a day's share, is not the toll.
+    passengers = FIRST.replace("At least 12 people were", "At least 15 passengers were")
+    assert pair(FIRST, passengers) == ()
+    americans = LATER.replace("The death toll", "The American death toll")
+    assert pair(FIRST, americans) == ()
+    day = FIRST.replace("12 people were killed", "15 people were killed in the last 24 hours")
+    assert pair(FIRST, day) == ()
+    either = FIRST.replace("12 people were killed", "15 people were killed or missing")
+    assert pair(FIRST, either) == ()
+
+
+def test_a_count_the_report_recalls_is_not_its_own() -> None:
+    # "up from 12" is the earlier figure: the report still gives one toll, 15, and differs from the first.
+    recalled = LATER.replace("on Friday,", "on Friday, up from 12 people killed by Thursday night,")
+    (d,) = pair(FIRST.replace("At least 12", "At least 11"), recalled)
+    assert [v.value for v in d.values] == [15, 11]
 
 
 def test_counts_are_read_as_reporters_write_them() -> None:
