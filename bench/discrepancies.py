@@ -8,13 +8,14 @@ checked against labels read by hand.
 Two kinds of question are asked, as the app asks them (`rag.conversation.ask`, offline answerer): the
 development questions, each as of its date, and "toll questions" made from the store's own articles: for
 `--tolls N` articles drawn at random (`random.Random(7)`) among those whose passages give a count of
-deaths, injuries, people missing, arrests or evacuations, "How many people were <killed> in: <headline>?" as
-of a week after the article (or the days `--after` says). Every discrepancy an answer carries is one
-detection: a quantity and its values (outlet, date, article). `bench/discrepancy_labels.jsonl` labels
-detections (article URLs, the values and whether they are one quantity of one event given differently, no
-article text): precision is the share of labelled detections that are right, with a 95% Wilson interval,
-for each store and for all the stores together (a detection found in two stores counts once).
-`--review FILE` writes each detection with the sentences that give its values, for labelling.
+deaths, injuries, people missing, arrests, evacuations or acres burned, "How many people were <killed> in:
+<headline>?" (or "How many acres burned in: …") as of a week after the article (or the days `--after`
+says). Every discrepancy an answer carries is one detection: a quantity and its values (outlet, date,
+article). `bench/discrepancy_labels.jsonl` labels detections (article URLs, the values and whether they are
+one quantity of one event given differently, no article text): precision is the share of labelled
+detections that are right, with a 95% Wilson interval, for each store and for all the stores together (a
+detection found in two stores counts once). `--review FILE` writes each detection with the sentences that
+give its values, for labelling.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 LABELS = ROOT / "bench" / "discrepancy_labels.jsonl"
-_VERB = {"dead": "killed", "injured": "injured", "missing": "missing", "arrested": "arrested",
-         "evacuated": "evacuated"}  # fmt: skip
+_ASKED = {"dead": "How many people were killed in", "injured": "How many people were injured in",
+          "missing": "How many people were missing in", "arrested": "How many people were arrested in",
+          "evacuated": "How many people were evacuated in", "burned": "How many acres burned in"}  # fmt: skip
 
 
 def toll_questions(store, count: int, after: list[int]) -> list[tuple[str, date]]:  # type: ignore[no-untyped-def]
@@ -51,7 +53,7 @@ def toll_questions(store, count: int, after: list[int]) -> list[tuple[str, date]
             if found:
                 title = " ".join(article.title.split())
                 day = date.fromisoformat(article.published_at[:10])
-                question = f"How many people were {_VERB[found[0].kind]} in: {title}?"
+                question = f"{_ASKED[found[0].kind]}: {title}?"
                 asked += [(question, day + timedelta(days=days)) for days in after]
                 if len(asked) >= count * len(after):
                     return asked

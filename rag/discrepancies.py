@@ -27,6 +27,10 @@ _KINDS = {
     "arrested": (r"arrested|arrests|detained", "arrested", "arrests"),
     "evacuated": (r"evacuated|evacuations", "evacuated", "evacuations"),
 }
+_BURNED = (
+    "acres burned",
+    "acres burned",
+)  # a fire's size: the word a value is said with, the quantity's name
 _WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
     "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
@@ -53,6 +57,10 @@ _WHOM = (
     rf"(?=\s+(?:{_PEOPLE}|of (?:them|those)|in|on|at|and|across|during|after|when|while|since|including"
     r"|as|so far|this|last)\b|\s*[,.;:)—–-]|$)"
 )
+_BURNING = (
+    r"burned|burnt|scorched|charred|blackened|consumed|torched|grown to|grew to|spread to|spread across"
+)
+_FIRES = r"fire|blaze|wildfire|brush fire"
 _PATTERNS = [
     (kind, re.compile(rf"(?<![$\w.,-]){_QUALIFIER}{_N} {_WHO}(?:{words})\b", re.IGNORECASE))
     for kind, (words, _, _) in _KINDS.items()
@@ -62,7 +70,13 @@ _PATTERNS = [
     ("arrested", re.compile(rf"\b(?:arrested|detained) {_QUALIFIER}{_N}\b{_WHOM}", re.IGNORECASE)),
     ("dead", re.compile(rf"\bdeath toll\b[^.;:]{{0,80}}?\b(?:to|at|of|reached|hit|is|was) {_QUALIFIER}{_N}\b",
                         re.IGNORECASE)),
+    # A fire's size: "has burned more than 10,000 acres", "the 4,000-acre fire", "12,000 acres scorched".
+    ("burned", re.compile(rf"\b(?:{_BURNING})(?: through| across| over)? {_QUALIFIER}{_N} acres\b", re.I)),
+    ("burned", re.compile(rf"(?<![$\w.,-]){_QUALIFIER}{_N}(?:-acre| acres?) (?:{_FIRES})\b", re.I)),
+    ("burned", re.compile(rf"(?<![$\w.,-]){_QUALIFIER}{_N} acres (?:{_BURNING})\b", re.I)),
 ]  # fmt: skip
+# A fire's name ("the Palisades Fire", "California's Oak Fire"): which fire a size is of.
+_FIRE = re.compile(r"\b(?:[Tt]he |[A-Z][\w-]*['’]s )?((?:[A-Z][\w'’-]+ ){1,3})(?:Fire|Complex)\b")
 # Where a count is of: the places its sentence names ("in Erie County, New York", "across the Caribbean")
 # and words that widen it; two counts of different places are different quantities.
 _WHERE = re.compile(
@@ -83,7 +97,7 @@ _SHARE_SAID = re.compile(
     r"(?:hours?|days?|day|night|weekend)\b|[^.;]{0,40}?\balone\b",
     re.IGNORECASE,
 )
-_GROWING = {"dead", "injured", "arrested"}  # kinds whose count only grows as an event is reported
+_GROWING = {"dead", "injured", "arrested", "burned"}  # kinds whose count only grows as an event is reported
 # Before a count: it is an earlier figure the report recalls ("up from 12", "rose from 12 to 15").
 _RECALLED = re.compile(r"(?:\b(?:up|down)\s+from\b[^.;]{0,50}|\bpreviously\b[^.;]{0,40}|\bfrom\s+)$", re.I)
 _AGE = re.compile(r"(?:\bage of|\baged?|\bages|\bunder|\byounger than|\bolder than) $", re.I)
@@ -160,7 +174,7 @@ def mentions(text: str) -> list[Mention]:
                 before = sentence[: match.start("n")]
                 if _AGE.search(before[-20:]) or _RECALLED.search(before[-60:]):  # ("under the age of 5")
                     continue
-                written = f"{(match.group('q') or '').lower()}{value:,} {_KINDS[kind][1]}"
+                written = f"{(match.group('q') or '').lower()}{value:,} {_said(kind)[0]}"
                 found.setdefault(
                     (kind, value, (start, end)),
                     Mention(
@@ -171,7 +185,7 @@ def mentions(text: str) -> list[Mention]:
                         where,
                         wide,
                         n,
-                        _part(sentence, match),
+                        _part(sentence, match, kind),
                     ),
                 )
     return list(found.values())
@@ -190,6 +204,8 @@ def find(sources: Sequence[tuple[int, Passage]]) -> tuple[Discrepancy, ...]:
             # county") and counts of other events.
             if mention.sentence >= _LEAD or _of_the_past(passage, mention):
                 continue
+            if mention.kind == "burned" and not mention.part and passage.title:
+                mention = replace(mention, part=_fire(passage.title))  # (the fire its headline names)
             by_report.setdefault((mention.kind, passage.article_id), []).append((number, passage, mention))
     clear: dict[str, list[tuple[int, Passage, Mention]]] = {}
     for (kind, _), found in by_report.items():
@@ -203,21 +219,34 @@ def find(sources: Sequence[tuple[int, Passage]]) -> tuple[Discrepancy, ...]:
             if len({m.value for _, _, m in group}) > 1 and (kind not in _GROWING or _grows(group))
         ]
         if differing:
-            results.append(Discrepancy(_KINDS[kind][2], _ordered(max(differing, key=len))))
+            results.append(Discrepancy(_said(kind)[1], _ordered(max(differing, key=len))))
     return tuple(results)
 
 
-def _part(sentence: str, match: re.Match[str]) -> str:
-    """What part of the toll a count is of: people of one kind ("22 Americans killed", "the American death
-    toll"), a share of its time or place ("71 in the last 24 hours", "66 in Florida alone", `_SHARE`), or ""
-    for the whole."""
+def _part(sentence: str, match: re.Match[str], kind: str) -> str:
+    """What part of the whole a count is of: people of one kind ("22 Americans killed", "the American death
+    toll"), one fire's size ("the Palisades Fire"), a share of its time or place ("71 in the last 24
+    hours", "66 in Florida alone", `_SHARE`), or "" for the whole."""
     if _SHARE_SAID.match(sentence, match.end()):
         return _SHARE
+    if kind == "burned":
+        return _fire(sentence)
     said = _PART_SAID.match(sentence, match.end("n") + 1) or _PART_SAID.match(sentence, match.end() + 1)
     if said:
         return said.group(1).lower()
     before = _PART_BEFORE.search(sentence[: match.start()])
     return before.group(1).lower() + "s" if before else ""
+
+
+def _fire(text: str) -> str:
+    """The fire a text names ("the Palisades Fire": "palisades"), "" for none, `_SHARE` for several."""
+    names = {" ".join(name.split()).lower() for name in _FIRE.findall(text)}
+    return _SHARE if len(names) > 1 else next(iter(names), "")
+
+
+def _said(kind: str) -> tuple[str, str]:
+    """The word a value of a kind is said with ("dead") and the name of its quantity ("deaths")."""
+    return _BURNED if kind == "burned" else _KINDS[kind][1:]
 
 
 def _where(sentence: str) -> frozenset[str]:

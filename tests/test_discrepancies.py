@@ -205,3 +205,25 @@ def test_a_chat_models_answer_gets_the_line_too_even_citing_one_report(
         (15, "Coastal Post", True, False),
         (12, "Harbor Times", False, True),
     ]
+
+
+def test_a_fires_size_differs_and_two_fires_do_not() -> None:
+    first = "The Alder Fire has burned 10,000 acres north of Port Alder, fire officials said Thursday."
+    later = "The Alder Fire had grown to 14,500 acres by Friday morning, with crews holding its eastern edge."
+    (d,) = pair(first, later)
+    assert d.quantity == "acres burned"
+    assert [v.written for v in d.values] == ["14,500 acres burned", "10,000 acres burned"]
+    other = later.replace("The Alder Fire", "The Cedar Fire")
+    assert pair(first, other) == ()
+
+
+def test_a_size_said_of_no_fire_is_of_the_fire_its_headline_names() -> None:
+    def titled(article_id: str, text: str, title: str, day: str) -> Passage:
+        return Passage(f"{article_id}::0", article_id, text, title, "Harbor Times", None, None,
+                       f"{day}T09:00:00", 0, len(text), 1.0, story_id="fire")  # fmt: skip
+
+    charred = "The Cedar Fire has charred at least 3,221 acres, officials said."
+    later = titled("b", charred, "Crews gain ground", "2026-11-21")
+    for headline, lines in (("Cedar Fire threatens sequoias", 1), ("Alder Fire threatens sequoias", 0)):
+        first = titled("a", "The fire grew to 2,000 acres on Sunday, officials said.", headline, "2026-11-20")
+        assert len(discrepancies.find([(1, first), (2, later)])) == lines
