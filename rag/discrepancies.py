@@ -19,6 +19,9 @@ from rag.documents import Passage, is_digest
 from rag.places import places_named
 from rag.sentences import sentences, stems
 
+_BURNING = (
+    r"burned|burnt|scorched|charred|blackened|consumed|torched|grown to|grew to|spread to|spread across"
+)
 # Each kind: the words that name it after a number, the word a value is said with, the quantity's name.
 _KINDS = {
     "dead": (r"dead|deaths?|killed|died|fatalities|lives(?: lost)?", "dead", "deaths"),
@@ -26,11 +29,8 @@ _KINDS = {
     "missing": (r"missing|unaccounted for", "missing", "people missing"),
     "arrested": (r"arrested|arrests|detained", "arrested", "arrests"),
     "evacuated": (r"evacuated|evacuations", "evacuated", "evacuations"),
+    "burned": (rf"acres (?:{_BURNING})", "acres burned", "acres burned"),  # a fire's size
 }
-_BURNED = (
-    "acres burned",
-    "acres burned",
-)  # a fire's size: the word a value is said with, the quantity's name
 _WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
     "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
@@ -57,9 +57,6 @@ _WHOM = (
     rf"(?=\s+(?:{_PEOPLE}|of (?:them|those)|in|on|at|and|across|during|after|when|while|since|including"
     r"|as|so far|this|last)\b|\s*[,.;:)—–-]|$)"
 )
-_BURNING = (
-    r"burned|burnt|scorched|charred|blackened|consumed|torched|grown to|grew to|spread to|spread across"
-)
 _FIRES = r"fire|blaze|wildfire|brush fire"
 _PATTERNS = [
     (kind, re.compile(rf"(?<![$\w.,-]){_QUALIFIER}{_N} {_WHO}(?:{words})\b", re.IGNORECASE))
@@ -70,10 +67,9 @@ _PATTERNS = [
     ("arrested", re.compile(rf"\b(?:arrested|detained) {_QUALIFIER}{_N}\b{_WHOM}", re.IGNORECASE)),
     ("dead", re.compile(rf"\bdeath toll\b[^.;:]{{0,80}}?\b(?:to|at|of|reached|hit|is|was) {_QUALIFIER}{_N}\b",
                         re.IGNORECASE)),
-    # A fire's size: "has burned more than 10,000 acres", "the 4,000-acre fire", "12,000 acres scorched".
+    # A fire's size: "has burned more than 10,000 acres", "the 4,000-acre fire".
     ("burned", re.compile(rf"\b(?:{_BURNING})(?: through| across| over)? {_QUALIFIER}{_N} acres\b", re.I)),
     ("burned", re.compile(rf"(?<![$\w.,-]){_QUALIFIER}{_N}(?:-acre| acres?) (?:{_FIRES})\b", re.I)),
-    ("burned", re.compile(rf"(?<![$\w.,-]){_QUALIFIER}{_N} acres (?:{_BURNING})\b", re.I)),
 ]  # fmt: skip
 # A fire's name ("the Palisades Fire", "California's Oak Fire"): which fire a size is of.
 _FIRE = re.compile(r"\b(?:[Tt]he |[A-Z][\w-]*['’]s )?((?:[A-Z][\w'’-]+ ){1,3})(?:Fire|Complex)\b")
@@ -86,9 +82,8 @@ _WIDE = re.compile(
     r"\b(?:nationwide|statewide|worldwide|countrywide|across the (?:country|state|region|world))\b", re.I
 )
 _PART_SAID = re.compile(rf"\b({_PART})\b", re.IGNORECASE)
-_PART_BEFORE = re.compile(
-    r"\b(American|Israeli|Palestinian|Ukrainian|Russian)\s+$"
-)  # ("the American death toll")
+# ("the American death toll")
+_PART_BEFORE = re.compile(r"\b(American|Israeli|Palestinian|Ukrainian|Russian)\s+$")
 _SHARE = "a share"  # a count of a share of the toll, like no other count
 # After a count: another kind with it ("killed or kidnapped": not one kind's count) or a share of the time
 # or the place ("in the last 24 hours alone", "in Florida alone").
@@ -174,7 +169,7 @@ def mentions(text: str) -> list[Mention]:
                 before = sentence[: match.start("n")]
                 if _AGE.search(before[-20:]) or _RECALLED.search(before[-60:]):  # ("under the age of 5")
                     continue
-                written = f"{(match.group('q') or '').lower()}{value:,} {_said(kind)[0]}"
+                written = f"{(match.group('q') or '').lower()}{value:,} {_KINDS[kind][1]}"
                 found.setdefault(
                     (kind, value, (start, end)),
                     Mention(
@@ -219,7 +214,7 @@ def find(sources: Sequence[tuple[int, Passage]]) -> tuple[Discrepancy, ...]:
             if len({m.value for _, _, m in group}) > 1 and (kind not in _GROWING or _grows(group))
         ]
         if differing:
-            results.append(Discrepancy(_said(kind)[1], _ordered(max(differing, key=len))))
+            results.append(Discrepancy(_KINDS[kind][2], _ordered(max(differing, key=len))))
     return tuple(results)
 
 
@@ -242,11 +237,6 @@ def _fire(text: str) -> str:
     """The fire a text names ("the Palisades Fire": "palisades"), "" for none, `_SHARE` for several."""
     names = {" ".join(name.split()).lower() for name in _FIRE.findall(text)}
     return _SHARE if len(names) > 1 else next(iter(names), "")
-
-
-def _said(kind: str) -> tuple[str, str]:
-    """The word a value of a kind is said with ("dead") and the name of its quantity ("deaths")."""
-    return _BURNED if kind == "burned" else _KINDS[kind][1:]
 
 
 def _where(sentence: str) -> frozenset[str]:
