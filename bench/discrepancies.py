@@ -78,7 +78,6 @@ def write_counts(corpus: Path, out: Path) -> int:
 def detections(store, embedder, config, questions: list[tuple[str, date]]) -> list[dict]:  # type: ignore[no-untyped-def]
     from rag.answer import ExtractiveAnswerer
     from rag.conversation import ask
-    from rag.discrepancies import mentions
     from rag.events import Sources
     from rag.retrieve import Query
 
@@ -93,12 +92,11 @@ def detections(store, embedder, config, questions: list[tuple[str, date]]) -> li
             values = []
             for v in d.values:
                 citation = cited[v.citation]
-                text = citation.passage.text
-                marked = [text[a:b] for m in mentions(text) if m.written == v.written for a, b in [m.span]]
+                start, end = v.span  # (the sentence giving it)
                 values.append({"value": v.value, "written": v.written, "outlet": v.outlet,
                                "date": v.day.isoformat() if v.day else None,
                                "article": citation.passage.article_id, "title": citation.passage.title,
-                               "sentence": marked[0] if marked else None})  # fmt: skip
+                               "sentence": citation.passage.text[start:end]})  # fmt: skip
             found.append({"question": question, "as_of": as_of.isoformat(), "quantity": d.quantity,
                           "line": d.line, "values": values})  # fmt: skip
     return found

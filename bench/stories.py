@@ -91,8 +91,8 @@ def prepare(records: list[dict], config) -> tuple[list[list[str]], np.ndarray, n
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, ids=np.asarray(list(cached)), vectors=np.stack(list(cached.values())))
     lead = np.stack([leads[article_id] for article_id in ids])
-    body = np.stack([bodies[article_id] for article_id in ids])
-    return [[c.text for c in p] for p in pieces], lead, body
+    body = np.stack([bodies[article_id] for article_id in ids])  # (cached as the mean of unit vectors)
+    return [[c.text for c in p] for p in pieces], lead, body / np.linalg.norm(body, axis=1, keepdims=True)
 
 
 def _cached(path: Path) -> dict[str, np.ndarray]:
@@ -118,7 +118,7 @@ def group(
             published=records[i]["day"],
             passages=passages[i],
             lead_vector=vectors[i],
-            passage_vectors=[bodies[i]],  # (the mean of the passages' unit vectors: the article's own)
+            passage_vectors=[bodies[i]],  # (the unit mean of the passages' unit vectors: the article's own)
             digest=is_digest(records[i].get("title")),
         )
         grouped[records[i]["doc_id"]] = (link.story_id, link.copy_of or records[i]["doc_id"])
@@ -192,7 +192,6 @@ def ceiling(labels: list[dict], records: list[dict], vectors: np.ndarray, bodies
         v = {w: (1 + math.log(n)) * math.log(len(words) / frequency[w]) for w, n in counted.items()}
         norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
         weighted.append({w: x / norm for w, x in v.items()})
-    whole = bodies / np.linalg.norm(bodies, axis=1, keepdims=True)
     scores: dict[str, list[float]] = {"lead": [], "whole": [], "mean of both": [], "tf-idf": []}
     truth = []
     for label in labels:
@@ -203,7 +202,7 @@ def ceiling(labels: list[dict], records: list[dict], vectors: np.ndarray, bodies
         for j, record in enumerate(records):
             if j == s or abs((record["day"] - records[s]["day"]).days) > SCOPE_DAYS:
                 continue
-            lead, body = float(vectors[s] @ vectors[j]), float(whole[s] @ whole[j])
+            lead, body = float(vectors[s] @ vectors[j]), float(bodies[s] @ bodies[j])
             small, large = sorted((weighted[s], weighted[j]), key=len)
             scores["lead"].append(lead)
             scores["whole"].append(body)
