@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser postgres run ingest test lint bench clean
+.PHONY: setup browser postgres run ingest test lint bench reader clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ lint: setup
 bench: setup
 	$(PY) bench/ingest_speed.py
 	$(PY) bench/query.py
+
+# Train the shipped reader again (rag/models/reader.onnx and its card) from ../shared; needs torch (CPU).
+reader: setup
+	$(PY) -m pip install --quiet -e '.[dev,train]'
+	$(PY) -m train.reader $(ARGS)
 
 clean:
 	rm -rf $(VENV) data test-artifacts

@@ -21,7 +21,6 @@ import json
 import re
 import sys
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -38,7 +37,7 @@ from rag.documents import Passage
 from rag.embeddings import embedding_model_for
 from rag.events import Revised, Sources, TextDelta
 from rag.retrieve import ANSWER_PASSAGES, Query, Retrieval, content_terms, retrieve
-from rag.sentences import sentences
+from rag.sentences import holds_answer, sentences
 from rag.store import UNDATED, PassageFilter, Store, StoreError, open_store
 from rag.support import MARKERS, is_refusal
 
@@ -114,19 +113,9 @@ def _day(text: str) -> date:
     return datetime.fromisoformat(text.strip().replace("/", "-")).date()
 
 
-def normalize(text: str) -> str:
-    """Lower case without accents, punctuation, quotes or articles (SQuAD-style answer matching)."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    text = re.sub(r"[^\w\s]", " ", text)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
 def contains_answer(answer: str, accepted: Sequence[str]) -> bool:
     """Whether any accepted answer appears in the answer as whole words, after normalizing both."""
-    said = f" {normalize(answer)} "
-    return any(f" {normalize(a)} " in said for a in accepted if normalize(a))
+    return holds_answer(answer, accepted)
 
 
 def first_sentence(answer: str) -> str:

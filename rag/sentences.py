@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -69,3 +71,19 @@ def closest_spans(claim: str, text: str) -> tuple[tuple[int, int], ...]:
     scored = [(len(wanted & stems(text[a:b])), (a, b)) for a, b in sentences(text)]
     best = max((score for score, _ in scored), default=0)
     return tuple(span for score, span in scored if best and score == best)
+
+
+def plain_answer(text: str) -> str:
+    """An answer's words as answers are matched (SQuAD's way): lower case, without accents, punctuation or
+    articles."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = re.sub(r"[^\w\s]", " ", text)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def holds_answer(text: str, accepted: Sequence[str]) -> bool:
+    """Whether any accepted answer appears in a text as whole words, both made plain."""
+    said = f" {plain_answer(text)} "
+    return any(f" {plain_answer(a)} " in said for a in accepted if plain_answer(a))
