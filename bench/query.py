@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import resource
 import statistics
 import sys
 import time
@@ -35,6 +36,7 @@ from rag.answer import ExtractiveAnswerer  # noqa: E402
 from rag.config import Settings, with_overrides  # noqa: E402
 from rag.conversation import answer_from  # noqa: E402
 from rag.embeddings import MiniLMEmbedding  # noqa: E402
+from rag.reader import default_reader  # noqa: E402
 from rag.retrieve import Query, retrieve  # noqa: E402
 from rag.store import open_store  # noqa: E402
 
@@ -171,7 +173,10 @@ def main() -> None:
         return
     results = measure(configs, questions, model)
     names = [name for name in next(iter(results.values())) if name != "articles"]
-    print(f"{len(questions)} questions from dev_questions.jsonl; times per question, 2 cores\n")
+    scored = default_reader().calls / (2 * len(questions) * len(results))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{len(questions)} questions from dev_questions.jsonl; times per question, 2 cores; the answer "
+          f"includes the reader ({scored:.1f} sentences scored per answer); peak RSS {peak:.0f} MB\n")
     print("| store | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
     for label, figures in results.items():

@@ -18,6 +18,7 @@ from rag.documents import Passage
 from rag.events import AnswerEvent, Citation, Sources, TextDelta
 from rag.places import places_named
 from rag.prompts import NO_ANSWER, answer_messages, revise_messages, rewrite_messages
+from rag.reader import Reader, default_reader
 from rag.retrieve import content_terms
 from rag.sentences import closest_spans, sentences, stem, stems
 
@@ -70,6 +71,8 @@ _FURNITURE = re.compile(
 _BYLINE = re.compile(r"By [A-Z][\w.'’-]*(?: [A-Z][\w.'’-]*){0,3}(?:(?:,| and|, and) [A-Z][\w.'’ -]*)*\.?")
 _FURNITURE_WORDS = 12
 _SITE_SUFFIX = re.compile(r"(?:\s+[|\-–—]\s+[^\s|\-–—]+(?: [^\s|\-–—]+){0,3})+$")  # a title's "| Site"
+_CARRIED = re.compile(r" \((?:[\w'’-]+ ?)+\)$")  # the earlier question's words a follow-up carries
+_PARTS = re.compile(r",? and (?=(?:who|what|when|where|which|why|how)\b)", re.I)  # "…, and when …?"
 _FOLLOW_UP = re.compile(
     r"^(and|but|so|also|then|what about|how about)\b|\b(he|she|it|they|them|his|her|its|their|that|those)\b",
     re.I,
@@ -91,8 +94,9 @@ class ExtractiveAnswerer:
 
     mode = "offline extractive"
 
-    def __init__(self, config: AnswerConfig | None = None) -> None:
+    def __init__(self, config: AnswerConfig | None = None, *, reader: Reader | None = None) -> None:
         self.config = config or AnswerConfig()
+        self.reader = reader or default_reader()
 
     def answer(self, question: str, passages: Sequence[Passage], *, as_of: date) -> Iterator[AnswerEvent]:
         chosen = self._choose(question, passages)
@@ -155,36 +159,43 @@ class ExtractiveAnswerer:
                 found.setdefault(number, set()).update(words)
         c = self.config
         supported = {number for number, words in found.items() if coverage(words) >= c.min_coverage}
+        enough = c.min_sentence_coverage
+        if not any(n in supported and coverage(words) >= enough for n, _, _, words in candidates):
+            return []  # (no sentence holds enough of the question: the sources don't say)
         top = max(p.score for p in passages) or 1.0
-        scored, loose = [], []
-        for number, span, text, words in candidates:
-            if number not in supported or not (covered := coverage(words)):
-                continue
-            # Coverage decides; new names or numbers and the passage's retrieval rank (dates included)
-            # weigh in, so the answering sentence of the best story wins over a restatement.
-            kind = names_asked_for(text, asked, wanted)
-            bonus = c.new_fact_bonus * min(_new_facts(text, wanted) / 2, 1.0)
-            rank = c.rank_weight * passages[number - 1].score / top
-            if covered >= c.min_sentence_coverage:
-                scored.append((covered + bonus + rank, number, span, kind, text))
-            elif kind and asked != "name":  # (sharing fewer of the question's words: see below)
-                loose.append((covered + bonus + rank, number, span, kind, text))
+        # The sentences most like an answer by their words go to the reader (a bounded number: its cost
+        # follows k, not the articles' length); its score, their words and their passage's rank decide.
+        pool = sorted(
+            (
+                (covered + c.new_fact_bonus * min(_new_facts(text, wanted) / 2, 1.0), number, span, text)
+                for number, span, text, words in candidates
+                if number in supported and (covered := coverage(words))
+            ),
+            key=lambda item: item[0],
+            reverse=True,
+        )[: c.reader_candidates]
+        # The reader reads the question as asked, without the words a follow-up carries for the search, and
+        # each part of a question of two ("How much will it cost, and when did it open?") on its own: a
+        # sentence scores by how near it comes to the best answer of a part.
+        texts = [text for *_, text in pool]
+        parts = [self.reader.score(part, texts) for part in _PARTS.split(_CARRIED.sub("", question))]
+        read = [max(scores[i] - max(scores) for scores in parts) for i in range(len(texts))]
+        scored = []
+        for score, (lexical, number, span, text) in zip(read, pool, strict=True):
+            rank = passages[number - 1].score / top
+            score += c.word_weight * lexical + c.rank_weight * rank
+            scored.append((score, names_asked_for(text, asked, wanted), number, span, text))
         scored.sort(key=lambda item: item[0], reverse=True)
-        best = scored[0][0] if scored else 0.0
         chosen: dict[str, tuple[bool, int, tuple[int, int]]] = {}  # one sentence of each wording
-        for score, number, span, kind, text in scored:
-            if len(chosen) == c.max_sentences or score < c.keep_within * best:
+        for score, kind, number, span, text in scored:
+            if len(chosen) == c.max_sentences or score < scored[0][0] - c.keep_within:
                 break
-            wording = " ".join(re.findall(r"\w+", text.lower()))
-            chosen.setdefault(wording, (kind, number, span))
+            chosen.setdefault(" ".join(re.findall(r"\w+", text.lower())), (kind, number, span))
         # The best sentence naming a thing of the kind asked for leads; the rest keep their order. A number,
-        # date or place asked for is brought in when no chosen sentence gives one (a name is in most
-        # sentences), also from a sentence of the leading passage that shares fewer of the question's words
-        # ("When was that announced?": "The board announced it on May 7").
+        # date or place asked for is brought in when no chosen sentence gives one (a name is in most).
         ordered = sorted(chosen.values(), key=lambda item: not item[0])
         if ordered and not ordered[0][0] and asked != "name":
-            near = [item for item in sorted(loose, reverse=True) if item[1] == ordered[0][1]]
-            lead = next(((True, number, span) for _, number, span, kind, _ in [*scored, *near] if kind), None)
+            lead = next(((True, number, span) for _, kind, number, span, _ in scored if kind), None)
             ordered = ([lead] + ordered)[: c.max_sentences] if lead else ordered
         return [(number, span) for _, number, span in ordered]
 
@@ -193,7 +204,7 @@ class ExtractiveAnswerer:
         if not history or not _is_follow_up(question):
             return question
         carried = [t for t in content_terms(history[-1]) if t not in content_terms(question)]
-        return f"{question} ({' '.join(carried)})" if carried else question
+        return f"{question} ({' '.join(carried)})" if carried else question  # (as _CARRIED reads it)
 
 
 HEADLINE = (-1, -1)  # the span an answer gives its passage's headline, quoted as a sentence of its own

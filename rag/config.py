@@ -92,20 +92,30 @@ class AnswerConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_sentences: int = Field(3, ge=1, description="Sentences the offline answer quotes at most.")
+    reader_candidates: int = Field(
+        32, ge=1, description="Sentences, the likeliest by their words, that the reader scores per question."
+    )
     keep_within: float = Field(
-        0.7, ge=0, le=1, description="Sentences scoring at least this share of the best one are quoted too."
+        2.0, ge=0, description="Sentences the reader scores within this of the best one are quoted too."
+    )
+    word_weight: float = Field(
+        1.0, ge=0, description="How much the question's words a sentence holds (their weighted share, and "
+        "new names or numbers) add to its reader score."
     )
     rank_weight: float = Field(
-        0.5, ge=0, description="How much a passage's retrieval score adds to its sentences' scores."
+        2.0, ge=0, description="How much a passage's retrieval score (as a share of the best one's) adds to "
+        "its sentences' reader scores."
     )
     new_fact_bonus: float = Field(
-        0.2, ge=0, description="Bonus for a sentence naming names or numbers the question does not."
+        0.2, ge=0, description="Bonus for a sentence naming names or numbers the question does not, among "
+        "those the reader is given."
     )
     min_coverage: float = Field(
         0.3, ge=0, le=1, description="Share of the question's weighted words a passage must hold to answer."
     )
     min_sentence_coverage: float = Field(
-        0.15, ge=0, le=1, description="Share of them a quoted sentence must hold."
+        0.15, ge=0, le=1, description="Share of them one sentence of an answering passage must hold, or the "
+        "answer says the sources don't say."
     )
     min_support: float = Field(
         0.5,

@@ -252,7 +252,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=4e-5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save-every", type=int, default=50)
-    parser.add_argument("--steps", type=int, help="stop after this many steps of the plan (default: all)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=850,
+        help="stop after this many steps of the plan (the shipped model's: 850; 0: all)",
+    )
     parser.add_argument(
         "--export-checkpoint", action="store_true", help="export the latest checkpoint instead of training"
     )
