@@ -37,7 +37,8 @@ from rag.documents import Passage
 from rag.embeddings import embedding_model_for
 from rag.events import Revised, Sources, TextDelta
 from rag.retrieve import ANSWER_PASSAGES, Query, Retrieval, content_terms, retrieve
-from rag.sentences import holds_answer, sentences
+from rag.sentences import holds_answer as contains_answer
+from rag.sentences import sentences
 from rag.store import UNDATED, PassageFilter, Store, StoreError, open_store
 from rag.support import MARKERS, is_refusal
 
@@ -111,11 +112,6 @@ def read_questions(path: Path, *, limit: int | None = None) -> list[Question]:
 def _day(text: str) -> date:
     """Parse a question date written 2022/06/16, 2022-06-16 or as a full ISO timestamp."""
     return datetime.fromisoformat(text.strip().replace("/", "-")).date()
-
-
-def contains_answer(answer: str, accepted: Sequence[str]) -> bool:
-    """Whether any accepted answer appears in the answer as whole words, after normalizing both."""
-    return holds_answer(answer, accepted)
 
 
 def first_sentence(answer: str) -> str:

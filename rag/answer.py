@@ -12,6 +12,8 @@ from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Protocol, cast
 
+import numpy as np
+
 from rag.citations import CitationTracker
 from rag.config import AnswerConfig, Settings
 from rag.documents import Passage
@@ -179,11 +181,11 @@ class ExtractiveAnswerer:
         # sentence scores by how near it comes to the best answer of a part.
         texts = [text for *_, text in pool]
         parts = [self.reader.score(part, texts) for part in _PARTS.split(_CARRIED.sub("", question))]
-        read = [max(scores[i] - max(scores) for scores in parts) for i in range(len(texts))]
+        read = np.max([np.subtract(scores, max(scores)) for scores in parts], axis=0)
         scored = []
-        for score, (lexical, number, span, text) in zip(read, pool, strict=True):
+        for reading, (lexical, number, span, text) in zip(read, pool, strict=True):
             rank = passages[number - 1].score / top
-            score += c.word_weight * lexical + c.rank_weight * rank
+            score = float(reading) + c.word_weight * lexical + c.rank_weight * rank
             scored.append((score, names_asked_for(text, asked, wanted), number, span, text))
         scored.sort(key=lambda item: item[0], reverse=True)
         chosen: dict[str, tuple[bool, int, tuple[int, int]]] = {}  # one sentence of each wording

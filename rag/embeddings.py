@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,25 +73,16 @@ class MiniLMEmbedding(BaseEmbedding):
         if not texts:
             return []
         encodings = self._tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         vectors = np.zeros((len(texts), LOCAL_DIMENSION), dtype=np.float32)
-        for start in range(0, len(order), self.onnx_batch_size):
-            batch = order[start : start + self.onnx_batch_size]
+        for batch in length_batches(encodings, self.onnx_batch_size):
             vectors[batch] = self._run([encodings[i] for i in batch])
         self.calls += len(texts)
         return vectors.tolist()
 
     def _run(self, encodings: list[Any], session: Any = None) -> np.ndarray:
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros((len(encodings), width), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
-        (hidden,) = (session or self._session).run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        )
-        weights = mask[:, :, None].astype(np.float32)
+        inputs = padded(encodings)
+        (hidden,) = (session or self._session).run(None, inputs)
+        weights = inputs["attention_mask"][:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
@@ -112,15 +104,36 @@ class MiniLMEmbedding(BaseEmbedding):
 
 
 def _onnx_session(threads: int) -> Any:
-    """An onnxruntime session of the installed model (threads: intra-op threads, 0 = onnxruntime's choice)."""
+    """An onnxruntime session of the installed model."""
+    return onnx_session(local_model_files()[0], threads)
+
+
+def onnx_session(path: Path, threads: int) -> Any:
+    """An onnxruntime session of a model file on the CPU (threads: intra-op; 0: onnxruntime chooses)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
-    return onnxruntime.InferenceSession(
-        str(local_model_files()[0]), sess_options=options, providers=["CPUExecutionProvider"]
-    )
+    return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def length_batches(encodings: Sequence[Any], size: int) -> Iterator[list[int]]:
+    """The encodings' positions, sorted by length and cut into batches, so short inputs do not pay for long
+    ones' padding."""
+    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+    for start in range(0, len(order), size):
+        yield order[start : start + size]
+
+
+def padded(encodings: Sequence[Any]) -> dict[str, np.ndarray]:
+    """A BERT model's inputs for a batch of encodings (single texts or pairs), padded to the longest."""
+    width = max(len(e.ids) for e in encodings)
+    ids, mask, types = (np.zeros((len(encodings), width), dtype=np.int64) for _ in range(3))
+    for row, encoding in enumerate(encodings):
+        n = len(encoding.ids)
+        ids[row, :n], mask[row, :n], types[row, :n] = encoding.ids, 1, encoding.type_ids
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
 def embedding_model_for(config: Settings) -> BaseEmbedding:

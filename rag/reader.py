@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from rag.embeddings import length_batches, load_tokenizer, onnx_session, padded
+
 MODEL_DIR = Path(__file__).parent / "models"
-_BATCH = 16  # pairs per model call, sorted by length so short pairs do not pay for long ones' padding
+_BATCH = 16  # pairs per model call
 
 
 class ReaderError(RuntimeError):
@@ -60,24 +62,12 @@ class Reader:
         if not said:
             return []
         encodings = self.tokenizer.encode_batch([(question, s) for s in said])
-        order = sorted(range(len(said)), key=lambda i: len(encodings[i].ids))
         scores = np.zeros(len(said), dtype=np.float32)
-        for start in range(0, len(order), _BATCH):
-            batch = order[start : start + _BATCH]
-            scores[batch] = self._run([encodings[i] for i in batch])
+        for batch in length_batches(encodings, _BATCH):
+            (logits,) = self.session.run(None, padded([encodings[i] for i in batch]))
+            scores[batch] = np.asarray(logits)[:, 0]
         self.calls += len(said)
         return [float(s) for s in scores]
-
-    def _run(self, encodings: list[Any]) -> np.ndarray:
-        width = max(len(e.ids) for e in encodings)
-        ids, mask, types = (np.zeros((len(encodings), width), dtype=np.int64) for _ in range(3))
-        for row, encoding in enumerate(encodings):
-            n = len(encoding.ids)
-            ids[row, :n], mask[row, :n], types[row, :n] = encoding.ids, 1, encoding.type_ids
-        (logits,) = self.session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        )
-        return np.asarray(logits)[:, 0]
 
 
 @lru_cache(maxsize=1)
@@ -96,15 +86,8 @@ def file_sha256(path: Path) -> str:
 
 
 def _session(path: Path, threads: int) -> Any:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
     try:
-        return onnxruntime.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        return onnx_session(path, threads)
     except Exception as error:  # onnxruntime raises its own exception types for a file it cannot read
         raise ReaderError(
             f"The reader's model file {path} is damaged ({error}). {_restore_hint(path)}"
@@ -113,8 +96,6 @@ def _session(path: Path, threads: int) -> Any:
 
 def _pair_tokenizer(max_tokens: int) -> Any:
     """MiniLM's word-piece tokenizer (the reader's vocabulary), cutting the longer of the pair first."""
-    from rag.embeddings import load_tokenizer
-
     tokenizer = load_tokenizer(max_tokens)
     tokenizer.enable_truncation(max_length=max_tokens, strategy="longest_first")
     return tokenizer
